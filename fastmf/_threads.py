@@ -1,0 +1,40 @@
+"""Thread control: numba's pool for the kernels, BLAS pinned to one thread inside them."""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from collections.abc import Iterator
+
+import numba
+from threadpoolctl import threadpool_limits
+
+
+def resolve_n_jobs(n_jobs: int | None) -> int:
+    """Number of numba threads for ``n_jobs`` (None or -1: all; capped at NUMBA_NUM_THREADS)."""
+    available = numba.config.NUMBA_NUM_THREADS
+    if n_jobs is None or n_jobs == -1:
+        return available
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
+        raise TypeError(f"n_jobs must be an int or None, got {n_jobs!r}")
+    if n_jobs < -1 or n_jobs == 0:
+        raise ValueError(f"n_jobs must be a positive int, -1 or None, got {n_jobs}")
+    return min(int(n_jobs), available)
+
+
+@contextlib.contextmanager
+def thread_limits(n_jobs: int | None) -> Iterator[int]:
+    """Run the block with ``n_jobs`` numba threads and single-threaded BLAS.
+
+    The kernels call BLAS once per row from inside numba's parallel loop; a multi-threaded
+    BLAS there would oversubscribe the cores. Both settings are restored on exit, also when
+    the block raises.
+    """
+    n = resolve_n_jobs(n_jobs)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield n
+    finally:
+        numba.set_num_threads(previous)

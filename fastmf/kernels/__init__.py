@@ -1,0 +1,10 @@
+"""Compiled kernels: ``@njit`` functions over arrays and scalars only (see DESIGN.md section 2).
+
+No classes, no scipy objects, no I/O. Outputs are preallocated arrays written in place; the
+return value is at most a scalar diagnostic.
+"""
+
+from fastmf.kernels.als import solve_rows, solve_rows_cg
+from fastmf.kernels.objective import objective, predict_pairs
+
+__all__ = ["objective", "predict_pairs", "solve_rows", "solve_rows_cg"]

@@ -1,0 +1,352 @@
+"""Half-step kernels of alternating least squares (numba only).
+
+One kernel, :func:`solve_rows`, serves both half-steps: the user step runs it over the CSR
+arrays (users x items) with the item factors as "the other side", the item step runs the same
+kernel over the CSC arrays with the user factors. See DESIGN.md sections 1 and 3.
+
+Per row, the other side's factors are gathered into a contiguous per-task block
+``X[t] = [v_j, 1, r_t]`` (``r_t = A_ij - mu - c_j``; the constant column only for the joint bias
+update), and one ``X^T X`` product -- BLAS, pinned to one thread by the caller -- yields the
+Gram matrix, the bias cross terms, the rating count and the right-hand side together. A
+hand-written Cholesky on the same scratch then solves the ``K+1`` (or ``K``) system with the
+the right-hand side carried along. DESIGN.md section 3 has the cost model.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+# Fused multiply-add only. Reassociation is left off on purpose: it would let results depend
+# on how LLVM splits loops, and the tests demand bitwise-equal factors for any thread count.
+_FASTMATH = {"contract"}
+# The Cholesky's dot products need reassociation to vectorize. It is safe there: the order is
+# fixed at compile time and each row is solved by one thread, so results still do not depend
+# on the thread count; only the last bits differ from a strictly sequential sum.
+_FASTMATH_REDUCE = {"contract", "reassoc"}
+
+# Ratings gathered per X^T X call. OpenBLAS (0.3.2x-0.3.3x, as bundled with numpy and scipy)
+# takes a fast "small matrix" path only while M*N*K stays under about 10**6 and falls to half
+# speed or less above it, so long rows are cut into chunks of that size.
+_GEMM_SMALL = 960_000
+
+
+@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+def _cholesky_solve(G, D, x):
+    """Solve the SPD system ``G[:D, :D] x = G[D, :D]`` in place (``G`` symmetric, full).
+
+    Left-looking Cholesky ``A = L L^T`` written over the lower triangle: every entry is a dot
+    product of two contiguous row prefixes, which vectorizes once reassociation is allowed
+    (the right-looking form's row updates within one array did not: LLVM cannot prove the
+    rows disjoint). Row ``D`` -- the right-hand side, by symmetry of ``X^T X`` -- is never
+    overwritten. Then ``L y = rhs`` and ``L^T x = y`` into ``x[:D]``.
+
+    Returns False (``x`` undefined) when a pivot is not positive, i.e. the system is not
+    numerically positive definite.
+    """
+    one = G.dtype.type(1.0)
+    for j in range(D):
+        s = G[j, j]
+        for k in range(j):
+            s -= G[j, k] * G[j, k]
+        if not s > 0.0:  # also catches NaN
+            return False
+        d = np.sqrt(s)
+        G[j, j] = d
+        inv = one / d
+        for i in range(j + 1, D):
+            s = G[i, j]
+            for k in range(j):
+                s -= G[i, k] * G[j, k]
+            G[i, j] = s * inv
+    for i in range(D):
+        s = G[D, i]
+        for k in range(i):
+            s -= G[i, k] * x[k]
+        x[i] = s / G[i, i]
+    for i in range(D - 1, -1, -1):
+        s = x[i]
+        for k in range(i + 1, D):
+            s -= G[k, i] * x[k]
+        x[i] = s / G[i, i]
+    return True
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _solve_one_row(
+    indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg, count_bias,
+    joint, row, factors, bias, X, G, T, x,
+):
+    """Exact block update of one row; see :func:`solve_rows`. Returns False on failure.
+
+    The gathered block is ``X[t] = [v_j, 1, r_t]`` (joint) or ``[v_j, r_t]`` (sequential), so a
+    single ``X^T X`` (BLAS, one thread) yields the Gram matrix, the bias cross terms, the
+    rating count and the right-hand side at once.
+    """
+    K = factors.shape[1]
+    start = indptr[row]
+    n = indptr[row + 1] - start
+    dt = factors.dtype.type
+    zero = dt(0.0)
+    lam = reg * dt(n) if count_reg else reg
+    lam_b = reg_bias * dt(n) if count_bias else reg_bias
+    D = K + 1 if joint else K  # size of the system; column D of X holds r_t
+
+    if not joint:
+        # Sequential (tutorial) order: the bias first, with this row's current factors.
+        s = zero
+        for p in range(start, start + n):
+            j = indices[p]
+            dot = zero
+            for k in range(K):
+                dot += factors[row, k] * other[j, k]
+            s += data[p] - mu - other_bias[j] - dot
+        b_row = s / (dt(n) + lam_b)
+        bias[row] = b_row
+    else:
+        b_row = zero
+
+    CH = X.shape[0]
+    for lo in range(start, start + n, CH):
+        m = min(CH, start + n - lo)
+        for t in range(m):
+            j = indices[lo + t]
+            for k in range(K):
+                X[t, k] = other[j, k]
+            if joint:
+                X[t, K] = 1.0
+            X[t, D] = data[lo + t] - mu - other_bias[j] - b_row
+        Xm = X[:m]
+        if lo == start:
+            np.dot(Xm.T, Xm, G)
+        else:  # rows longer than the scratch: accumulate chunk by chunk
+            np.dot(Xm.T, Xm, T)
+            for a in range(D + 1):
+                for c in range(D + 1):
+                    G[a, c] += T[a, c]
+    for k in range(K):
+        G[k, k] += lam
+    if joint:
+        G[K, K] += lam_b
+
+    if not _cholesky_solve(G, D, x):
+        return False
+    for k in range(K):
+        factors[row, k] = x[k]
+    if joint:
+        bias[row] = x[K]
+    return True
+
+
+@njit(parallel=True, cache=True)
+def solve_rows(
+    indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg, count_bias,
+    joint, order, n_tasks, factors, bias,
+):
+    """One ALS half-step: exact update of every listed row's factors and bias.
+
+    For row ``i`` with ratings ``A_ij`` (``j`` in ``indices[indptr[i]:indptr[i+1]]``) and the
+    other side's factors ``V = other`` and biases ``c = other_bias``, this minimizes
+
+        sum_j (A_ij - mu - b_i - c_j - u_i.v_j)^2 + lam_i |u_i|^2 + lam_b_i b_i^2
+
+    with ``lam_i = reg * n_i`` if ``count_reg`` else ``reg`` and likewise ``lam_b_i``.
+    ``joint=True`` solves ``(u_i, b_i)`` as one ``(K+1)`` system; ``joint=False`` is the
+    tutorial's order: ``b_i`` from the current ``u_i``, then ``u_i`` given that ``b_i``. Both are
+    exact block minimizers, so the objective never increases.
+
+    Parameters
+    ----------
+    indptr : int64 (R+1,);  indices : int32 (nnz,);  data : float (nnz,)
+        Compressed rows (CSR for users, CSC for items) of the rating matrix.
+    other : float (S, K), C-contiguous;  other_bias : float (S,)
+        The fixed side's factors and biases.
+    mu, reg, reg_bias : scalars of the factors' dtype.
+    count_reg, count_bias : bool
+        Scale the factor / bias penalty by the row's rating count (ALS-WR).
+    joint : bool
+    order : int64 (n_rows,)
+        Rows to update, longest first; task ``t`` takes ``order[t::n_tasks]``. Rows with no
+        ratings must not be listed (they keep their factors and bias).
+    n_tasks : int
+        Number of parallel tasks; affects the schedule only, never the result.
+    factors : float (R, K), written in place;  bias : float (R,), written in place.
+
+    Returns
+    -------
+    int
+        Number of rows whose system was not positive definite; those rows are set to NaN.
+
+    Races: none -- each row is written by the one task that owns it.
+    """
+    K = factors.shape[1]
+    dt = factors.dtype
+    failed = np.zeros(n_tasks, dtype=np.int64)
+    longest = 0
+    for q in range(order.shape[0]):
+        longest = max(longest, indptr[order[q] + 1] - indptr[order[q]])
+    width = K + 2 if joint else K + 1  # [v_j, (1,) r_t]
+    chunk = min(max(longest, 1), max(8, _GEMM_SMALL // (width * width)))
+    for task in prange(n_tasks):
+        # Scratch allocated once per task, never per row.
+        X = np.empty((chunk, width), dtype=dt)
+        G = np.empty((width, width), dtype=dt)
+        T = np.empty((width, width), dtype=dt)
+        x = np.empty(width, dtype=dt)
+        for q in range(task, order.shape[0], n_tasks):
+            row = order[q]
+            ok = _solve_one_row(
+                indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg,
+                count_bias, joint, row, factors, bias, X, G, T, x,
+            )
+            if not ok:
+                failed[task] += 1
+                for k in range(K):
+                    factors[row, k] = np.nan
+                bias[row] = np.nan
+    total = 0
+    for task in range(n_tasks):  # a plain loop: .sum() would become a parallel reduction
+        total += failed[task]
+    return total
+
+
+@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+def _apply_normal(indptr, indices, other, row, K, joint, lam, lam_b, p, out):
+    """``out = (Z^T Z + Lambda) p`` for the row's ``Z = [v_j, (1)]``, without forming Z^T Z."""
+    D = K + 1 if joint else K
+    zero = out.dtype.type(0.0)
+    for a in range(D):
+        out[a] = zero
+    for q in range(indptr[row], indptr[row + 1]):
+        j = indices[q]
+        s = p[K] if joint else zero
+        for k in range(K):
+            s += other[j, k] * p[k]
+        for k in range(K):
+            out[k] += s * other[j, k]
+        if joint:
+            out[K] += s
+    for k in range(K):
+        out[k] += lam * p[k]
+    if joint:
+        out[K] += lam_b * p[K]
+
+
+@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+def _cg_one_row(
+    indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg, count_bias,
+    joint, cg_steps, row, factors, bias, x, res, p, Ap,
+):
+    """A few conjugate-gradient steps on one row's normal equations, warm-started."""
+    K = factors.shape[1]
+    start = indptr[row]
+    n = indptr[row + 1] - start
+    dt = factors.dtype.type
+    zero = dt(0.0)
+    lam = reg * dt(n) if count_reg else reg
+    lam_b = reg_bias * dt(n) if count_bias else reg_bias
+    D = K + 1 if joint else K
+
+    if not joint:  # the bias exactly, as in the Cholesky path, then CG on u alone
+        s = zero
+        for q in range(start, start + n):
+            j = indices[q]
+            dot = zero
+            for k in range(K):
+                dot += factors[row, k] * other[j, k]
+            s += data[q] - mu - other_bias[j] - dot
+        b_row = s / (dt(n) + lam_b)
+        bias[row] = b_row
+    else:
+        b_row = zero
+
+    for k in range(K):
+        x[k] = factors[row, k]
+    if joint:
+        x[K] = bias[row]
+    # res = Z^T r - (Z^T Z + Lambda) x, in one pass: sum_t (r_t - z_t.x) z_t - Lambda x
+    for a in range(D):
+        res[a] = zero
+    for q in range(start, start + n):
+        j = indices[q]
+        e = data[q] - mu - other_bias[j] - b_row - (x[K] if joint else zero)
+        for k in range(K):
+            e -= other[j, k] * x[k]
+        for k in range(K):
+            res[k] += e * other[j, k]
+        if joint:
+            res[K] += e
+    for k in range(K):
+        res[k] -= lam * x[k]
+    if joint:
+        res[K] -= lam_b * x[K]
+
+    rs_old = zero
+    for a in range(D):
+        p[a] = res[a]
+        rs_old += res[a] * res[a]
+    for _ in range(cg_steps):
+        if not rs_old > 0.0:  # converged exactly (or NaN, which the caller's guard reports)
+            break
+        _apply_normal(indptr, indices, other, row, K, joint, lam, lam_b, p, Ap)
+        pAp = zero
+        for a in range(D):
+            pAp += p[a] * Ap[a]
+        if not pAp > 0.0:
+            return False
+        alpha = rs_old / pAp
+        rs_new = zero
+        for a in range(D):
+            x[a] += alpha * p[a]
+            res[a] -= alpha * Ap[a]
+            rs_new += res[a] * res[a]
+        beta = rs_new / rs_old
+        for a in range(D):
+            p[a] = res[a] + beta * p[a]
+        rs_old = rs_new
+    for k in range(K):
+        factors[row, k] = x[k]
+    if joint:
+        bias[row] = x[K]
+    return True
+
+
+@njit(parallel=True, cache=True)
+def solve_rows_cg(
+    indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg, count_bias,
+    joint, order, n_tasks, cg_steps, factors, bias,
+):
+    """One ALS half-step by conjugate gradient: ``cg_steps`` steps per row, warm-started.
+
+    Same arguments, objective and outputs as :func:`solve_rows`, plus ``cg_steps``. The
+    product ``(Z^T Z + Lambda) p`` is computed from the row's ratings directly, so each step
+    costs ``O(n_i K)`` instead of the ``O(n_i K^2)`` of forming the Gram matrix. It is not an
+    exact block minimizer: a step never increases ``J`` for that row (CG decreases the
+    quadratic monotonically), but a few steps stop short of the minimum, which the next
+    iteration continues from.
+
+    Returns the number of rows where the curvature ``p^T A p`` was not positive (set to NaN).
+
+    Races: none -- each row is written by the one task that owns it.
+    """
+    K = factors.shape[1]
+    dt = factors.dtype
+    failed = np.zeros(n_tasks, dtype=np.int64)
+    for task in prange(n_tasks):
+        x = np.empty(K + 1, dtype=dt)
+        res = np.empty(K + 1, dtype=dt)
+        p = np.empty(K + 1, dtype=dt)
+        Ap = np.empty(K + 1, dtype=dt)
+        for q in range(task, order.shape[0], n_tasks):
+            row = order[q]
+            ok = _cg_one_row(
+                indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg,
+                count_bias, joint, cg_steps, row, factors, bias, x, res, p, Ap,
+            )
+            if not ok:
+                failed[task] += 1
+                for k in range(K):
+                    factors[row, k] = np.nan
+                bias[row] = np.nan
+    total = 0
+    for task in range(n_tasks):
+        total += failed[task]
+    return total

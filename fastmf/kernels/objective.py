@@ -1,0 +1,82 @@
+"""Objective and prediction kernels (numba only)."""
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True)
+def _penalty(factors, bias, row, n, reg, reg_bias, count_reg, count_bias):
+    """``lam |u|^2 + lam_b b^2`` of one row, in float64."""
+    sq = 0.0
+    for k in range(factors.shape[1]):
+        sq += np.float64(factors[row, k]) ** 2
+    lam = np.float64(reg) * n if count_reg else np.float64(reg)
+    lam_b = np.float64(reg_bias) * n if count_bias else np.float64(reg_bias)
+    return lam * sq + lam_b * np.float64(bias[row]) ** 2
+
+
+@njit(parallel=True, cache=True)
+def objective(
+    indptr, indices, data, item_indptr, U, b, V, c, mu, reg, reg_bias, count_reg, count_bias,
+):
+    """The ALS objective ``J`` (DESIGN.md section 1), accumulated in float64.
+
+    Parameters
+    ----------
+    indptr : int64 (M+1,);  indices : int32 (nnz,);  data : float (nnz,)
+        CSR of the ratings (users x items).
+    item_indptr : int64 (N+1,)
+        CSC ``indptr``, for the items' rating counts.
+    U : float (M, K);  b : float (M,);  V : float (N, K);  c : float (N,)
+    mu, reg, reg_bias : scalars;  count_reg, count_bias : bool
+
+    Returns
+    -------
+    float
+        ``sum (A - mu - b_i - c_j - u_i.v_j)^2 + sum_i pen_i + sum_j pen_j``.
+
+    Races: none -- per-row partial sums, added in a fixed order afterwards.
+    """
+    M = U.shape[0]
+    N = V.shape[0]
+    K = U.shape[1]
+    part_u = np.zeros(M)
+    for i in prange(M):
+        s = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            dot = 0.0
+            for k in range(K):
+                dot += np.float64(U[i, k]) * np.float64(V[j, k])
+            e = np.float64(data[p]) - np.float64(mu) - np.float64(b[i]) - np.float64(c[j]) - dot
+            s += e * e
+        n = np.float64(indptr[i + 1] - indptr[i])
+        part_u[i] = s + _penalty(U, b, i, n, reg, reg_bias, count_reg, count_bias)
+    part_v = np.zeros(N)
+    for j in prange(N):
+        n = np.float64(item_indptr[j + 1] - item_indptr[j])
+        part_v[j] = _penalty(V, c, j, n, reg, reg_bias, count_reg, count_bias)
+    # A plain loop, not .sum(): inside a parallel function numba would turn .sum() into a
+    # parallel reduction whose rounding depends on the thread count.
+    total = 0.0
+    for i in range(M):
+        total += part_u[i]
+    for j in range(N):
+        total += part_v[j]
+    return total
+
+
+@njit(parallel=True, cache=True)
+def predict_pairs(users, items, U, b, V, c, mu, out):
+    """``out[p] = mu + b[users[p]] + c[items[p]] + U[users[p]].V[items[p]]``.
+
+    ``users``/``items`` are int64 indices already checked to be in range. Races: none.
+    """
+    K = U.shape[1]
+    for p in prange(users.shape[0]):
+        i = users[p]
+        j = items[p]
+        s = mu + b[i] + c[j]
+        for k in range(K):
+            s += U[i, k] * V[j, k]
+        out[p] = s

@@ -1,0 +1,467 @@
+"""The estimator: biased matrix factorization fitted by alternating least squares."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import numbers
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+
+from fastmf._solver import SOLVERS, ALSProblem, Config
+from fastmf._threads import thread_limits
+from fastmf.kernels import predict_pairs
+from fastmf.ratings import Ratings, as_ratings, lookup
+
+logger = logging.getLogger("fastmf")
+
+Unseen = Literal["bias", "nan", "raise"]
+_UNSEEN = ("bias", "nan", "raise")
+
+
+class BiasedALS:
+    r"""Biased matrix factorization by alternating least squares.
+
+    Predicts ``r_ij = mu + b_i + c_j + u_i . v_j`` and fits it to the observed ratings
+    ``A_ij, (i, j) in Omega`` by minimizing
+
+    .. math::
+
+        J = \sum_{(i,j) \in \Omega} (A_{ij} - \mu - b_i - c_j - u_i^T v_j)^2
+            + \lambda \Big(\sum_i s_i \|u_i\|^2 + \sum_j s_j \|v_j\|^2\Big)
+            + \lambda_b \Big(\sum_i w_i b_i^2 + \sum_j w_j c_j^2\Big)
+
+    where ``mu`` is the mean training rating (held fixed), ``s`` and ``w`` are 1 (plain) or the
+    row's rating count ``|Omega_i|`` (count-scaled, the weighted-lambda regularization of
+    ALS-WR, Zhou et al. 2008). Each half-step minimizes ``J`` exactly over all user rows (then
+    all item rows) with the other side fixed, so ``J`` never increases.
+
+    Parameters
+    ----------
+    n_factors : int, default=32
+        Rank ``K`` of the factors.
+    reg : float, default=0.1
+        ``lambda``, the L2 penalty on the factors.
+    reg_bias : float, optional
+        ``lambda_b``, the L2 penalty on the biases; defaults to ``reg``.
+    n_iter : int, default=15
+        Number of ALS iterations (one user and one item half-step each).
+    reg_scaling : {"count", "none"}, default="count"
+        Scale the penalties by each row's rating count (ALS-WR) or not.
+    bias_reg_scaling : {"count", "none"}, optional
+        Overrides ``reg_scaling`` for the bias penalty alone (the tutorial's setting).
+    bias_update : {"joint", "sequential"}, default="joint"
+        ``"joint"`` solves ``(u_i, b_i)`` as one ``(K+1)``-sized system; ``"sequential"`` is
+        the classic tutorial's order (all ``b_i``, then all ``u_i``, then ``c_j``, then
+        ``v_j``). Both minimize ``J`` exactly over the block they update.
+    solver : {"cholesky", "cg"}, default="cholesky"
+        ``"cholesky"`` solves each row's system exactly. ``"cg"`` takes ``cg_steps``
+        conjugate-gradient steps per row, warm-started from the previous iteration, without
+        forming the Gram matrix: cheaper per iteration (``O(nnz K)`` instead of
+        ``O(nnz K^2)``), not an exact minimizer, converging to the same solution.
+    cg_steps : int, default=3
+        Conjugate-gradient steps per row and half-step (``solver="cg"``).
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of the factors and of the arithmetic.
+    random_state : int, numpy Generator or None
+        Seeds the initial factors, ``randn(M, K) / K`` and ``randn(N, K) / K``. Never mutated
+        when an int.
+    n_jobs : int, optional
+        Threads for the kernels (None or -1: all available). Results do not depend on it.
+
+    Attributes
+    ----------
+    user_factors_ : ndarray of shape (n_users, n_factors)
+    item_factors_ : ndarray of shape (n_items, n_factors)
+    user_bias_ : ndarray of shape (n_users,)
+    item_bias_ : ndarray of shape (n_items,)
+    global_mean_ : float
+    loss_curve_ : ndarray of float64, shape (n_iter_,)
+        ``J`` after each iteration.
+    validation_curve_ : ndarray of float64 or None
+        Validation RMSE after each iteration when ``fit`` was given ``validation``.
+    n_iter_ : int
+        Iterations completed; with early stopping, the kept (best) iteration.
+    user_ids_, item_ids_ : ndarray
+        The caller's ids, sorted; row ``k`` of the factors belongs to ``user_ids_[k]``.
+    user_counts_, item_counts_ : ndarray of int64
+        Training ratings per user / item. Users and items with none keep zero factors and a
+        zero bias, so they predict like unseen ones under ``unseen="bias"``.
+
+    Notes
+    -----
+    :meth:`tutorial` returns the configuration that reproduces the classic tutorial's loop
+    exactly. Rows with no training ratings are never updated.
+
+    Examples
+    --------
+    >>> import fastmf
+    >>> ratings, _ = fastmf.make_ratings(200, 100, 4000, random_state=0)
+    >>> model = fastmf.BiasedALS(n_factors=8, n_iter=5, random_state=0).fit(ratings)
+    >>> model.predict([0, 1], [3, 4]).shape
+    (2,)
+    """
+
+    def __init__(
+        self,
+        n_factors: int = 32,
+        *,
+        reg: float = 0.1,
+        reg_bias: float | None = None,
+        n_iter: int = 15,
+        reg_scaling: Literal["count", "none"] = "count",
+        bias_reg_scaling: Literal["count", "none"] | None = None,
+        bias_update: Literal["joint", "sequential"] = "joint",
+        solver: Literal["cholesky", "cg"] = "cholesky",
+        cg_steps: int = 3,
+        dtype: Any = "float32",
+        random_state: int | np.random.Generator | None = None,
+        n_jobs: int | None = None,
+    ) -> None:
+        self.n_factors = n_factors
+        self.reg = reg
+        self.reg_bias = reg_bias
+        self.n_iter = n_iter
+        self.reg_scaling = reg_scaling
+        self.bias_reg_scaling = bias_reg_scaling
+        self.bias_update = bias_update
+        self.solver = solver
+        self.cg_steps = cg_steps
+        self.dtype = dtype
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    @classmethod
+    def tutorial(
+        cls, n_factors: int = 32, *, reg: float = 0.1, n_iter: int = 10, **kwargs: Any
+    ) -> BiasedALS:
+        """The configuration that reproduces the classic tutorial's ALS loop exactly.
+
+        Sequential updates in the order ``b, U, c, V``; plain factor penalty
+        ``lambda |u|^2``; the bias update ``b_i = sum(...) / (|Omega_i| (1 + lambda))``,
+        which is the exact minimizer of the *count-scaled* bias penalty
+        ``lambda |Omega_i| b_i^2`` (DESIGN.md section 1); initial factors ``randn / K``.
+        """
+        params = dict(
+            reg=reg, reg_bias=reg, n_iter=n_iter, reg_scaling="none",
+            bias_reg_scaling="count", bias_update="sequential",
+        )
+        params.update(kwargs)
+        return cls(n_factors, **params)
+
+    # -- scikit-learn conventions -----------------------------------------------------------
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters, as in scikit-learn."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def set_params(self, **params: Any) -> BiasedALS:
+        """Set constructor parameters, as in scikit-learn; returns ``self``."""
+        valid = self.get_params()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        default = {
+            name: p.default
+            for name, p in inspect.signature(type(self).__init__).parameters.items()
+            if name != "self"
+        }
+        shown = [
+            f"{k}={v!r}" for k, v in self.get_params().items() if not _same(v, default[k])
+        ]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    # -- fitting ----------------------------------------------------------------------------
+
+    def fit(
+        self,
+        X: Any,
+        y: None = None,
+        *,
+        init_user_factors: np.ndarray | None = None,
+        init_item_factors: np.ndarray | None = None,
+        validation: Any = None,
+        early_stopping_rounds: int | None = None,
+        callback: Callable[[int, BiasedALS], Any] | None = None,
+    ) -> BiasedALS:
+        """Fit the model to observed ratings.
+
+        Parameters
+        ----------
+        X : Ratings, pandas DataFrame, scipy.sparse matrix or 2-D array
+            The training ratings: a :class:`~fastmf.Ratings`; a DataFrame with ``user``,
+            ``item`` and ``rating`` columns; or a users x items matrix whose stored entries
+            (sparse, explicit zeros included) or non-NaN entries (dense) are the ratings.
+        y : None
+            Ignored; present for scikit-learn compatibility.
+        init_user_factors, init_item_factors : ndarray, optional
+            Starting factors of shape ``(n_users, n_factors)`` / ``(n_items, n_factors)``
+            instead of the random start (warm starts, reproducing a reference).
+        validation : same kinds as ``X``, optional
+            Held-out ratings, in the caller's id space; their RMSE is recorded after every
+            iteration in ``validation_curve_``.
+        early_stopping_rounds : int, optional
+            With ``validation``: stop once the validation RMSE has not improved for this many
+            iterations, and keep the factors of the best iteration.
+        callback : callable, optional
+            Called as ``callback(iteration, model)`` after each iteration, with
+            ``model.loss_curve_`` up to date; returning True stops the fit.
+
+        Returns
+        -------
+        self : BiasedALS
+        """
+        config = self._config()
+        dt = config.dtype
+        K = config.n_factors
+        ratings = as_ratings(X)
+        if ratings.nnz == 0:
+            raise ValueError("cannot fit on an empty rating set (0 ratings)")
+        val = None
+        if validation is not None:
+            val = self._validation_pairs(validation, ratings)
+        elif early_stopping_rounds is not None:
+            raise ValueError("early_stopping_rounds needs validation data")
+        problem = ALSProblem(ratings, config)
+        M, N = ratings.shape
+
+        rng_u, rng_v = _init_rngs(self.random_state)
+        U = self._initial_factors(
+            init_user_factors, M, K, dt, problem.user_counts, "init_user_factors", rng_u
+        )
+        V = self._initial_factors(
+            init_item_factors, N, K, dt, problem.item_counts, "init_item_factors", rng_v
+        )
+        b = np.zeros(M, dtype=dt)
+        c = np.zeros(N, dtype=dt)
+
+        self.user_ids_ = ratings.user_ids
+        self.item_ids_ = ratings.item_ids
+        self.user_counts_ = problem.user_counts
+        self.item_counts_ = problem.item_counts
+        self.global_mean_ = problem.global_mean
+        self.user_factors_, self.item_factors_ = U, V
+        self.user_bias_, self.item_bias_ = b, c
+        self._train_indptr, self._train_indices = problem.csr[0], problem.csr[1]
+        losses: list[float] = []
+        val_curve: list[float] = []
+        best = None  # (rmse, iteration, snapshot)
+        self.loss_curve_ = np.zeros(0)
+        self.validation_curve_ = None if val is None else np.zeros(0)
+        self.n_iter_ = 0
+
+        with thread_limits(self.n_jobs) as n_threads:
+            for it in range(self.n_iter):
+                t0 = time.perf_counter()
+                problem.step(U, b, V, c, n_threads, it)
+                loss = problem.loss(U, b, V, c)
+                losses.append(loss)
+                self.loss_curve_ = np.asarray(losses, dtype=np.float64)
+                self.n_iter_ = it + 1
+                msg = f"iteration {it + 1}: loss {loss:.6g}"
+                if val is not None:
+                    rmse = self._rmse_index(*val)
+                    val_curve.append(rmse)
+                    self.validation_curve_ = np.asarray(val_curve, dtype=np.float64)
+                    msg += f", validation RMSE {rmse:.5f}"
+                    if best is None or rmse < best[0]:
+                        best = (rmse, it + 1, (U.copy(), V.copy(), b.copy(), c.copy()))
+                    elif (
+                        early_stopping_rounds is not None
+                        and it + 1 - best[1] >= early_stopping_rounds
+                    ):
+                        logger.info(msg + f"; early stop, best iteration {best[1]}")
+                        break
+                logger.info(msg + f" ({time.perf_counter() - t0:.3f} s)")
+                if callback is not None and callback(it + 1, self):
+                    break
+
+        if early_stopping_rounds is not None and best is not None and best[1] != self.n_iter_:
+            U[...], V[...], b[...], c[...] = best[2]
+            self.n_iter_ = best[1]
+        return self
+
+    # -- prediction -------------------------------------------------------------------------
+
+    def predict(self, users: Any, items: Any, *, unseen: Unseen = "bias") -> np.ndarray:
+        """Predicted ratings for ``(users[k], items[k])`` pairs, in the caller's id space.
+
+        Parameters
+        ----------
+        users, items : array-like of ids (or scalars)
+        unseen : {"bias", "nan", "raise"}, default="bias"
+            For ids the model was not fitted with: ``"bias"`` predicts ``mu`` plus whichever
+            bias is known (no interaction term); ``"nan"`` gives NaN; ``"raise"`` raises
+            ``KeyError`` naming the first unknown id.
+
+        Returns
+        -------
+        ndarray of the model dtype, shape (n,)
+        """
+        self._check_fitted()
+        if unseen not in _UNSEEN:
+            raise ValueError(f"unseen must be one of {_UNSEEN}, got {unseen!r}")
+        u_arr = np.atleast_1d(np.asarray(users))
+        i_arr = np.atleast_1d(np.asarray(items))
+        if u_arr.ndim != 1 or i_arr.ndim != 1 or len(u_arr) != len(i_arr):
+            raise ValueError(
+                "users and items must be 1-D and of the same length, got shapes "
+                f"{u_arr.shape} and {i_arr.shape}"
+            )
+        ui = lookup(self.user_ids_, u_arr)
+        ii = lookup(self.item_ids_, i_arr)
+        if unseen == "raise":
+            for kind, idx, ids in (("user", ui, u_arr), ("item", ii, i_arr)):
+                if (idx < 0).any():
+                    k = int(np.flatnonzero(idx < 0)[0])
+                    raise KeyError(f"unknown {kind} id {_show(ids[k])} (at position {k})")
+        return self._predict_index(ui, ii, unseen)
+
+    def _predict_index(self, ui: np.ndarray, ii: np.ndarray, unseen: Unseen) -> np.ndarray:
+        dt = self.user_factors_.dtype
+        known = (ui >= 0) & (ii >= 0)
+        pred = np.empty(int(known.sum()), dtype=dt)
+        predict_pairs(
+            ui[known], ii[known], self.user_factors_, self.user_bias_, self.item_factors_,
+            self.item_bias_, dt.type(self.global_mean_), pred,
+        )
+        out = np.empty(len(ui), dtype=dt)
+        out[known] = pred
+        if not known.all():
+            if unseen == "nan":
+                out[~known] = np.nan
+            else:
+                ub = np.where(ui >= 0, self.user_bias_[np.maximum(ui, 0)], 0)
+                ib = np.where(ii >= 0, self.item_bias_[np.maximum(ii, 0)], 0)
+                out[~known] = (self.global_mean_ + ub + ib)[~known]
+        return out
+
+    def _rmse_index(self, ui: np.ndarray, ii: np.ndarray, truth: np.ndarray) -> float:
+        pred = self._predict_index(ui, ii, "bias")
+        return float(np.sqrt(np.mean((pred.astype(np.float64) - truth) ** 2)))
+
+    def objective(self, X: Any) -> float:
+        """The objective ``J`` of the fitted model on ratings ``X`` (same id space)."""
+        self._check_fitted()
+        ratings = as_ratings(X)
+        ui = lookup(self.user_ids_, ratings.user_ids)
+        ii = lookup(self.item_ids_, ratings.item_ids)
+        if (ui < 0).any() or (ii < 0).any():
+            raise ValueError("objective() needs ratings whose ids the model was fitted with")
+        re = Ratings._from_indices(
+            ui[ratings.user_index], ii[ratings.item_index], ratings.values,
+            self.user_ids_, self.item_ids_,
+        )
+        problem = ALSProblem(re, self._config(), global_mean=self.global_mean_)
+        return problem.loss(
+            self.user_factors_, self.user_bias_, self.item_factors_, self.item_bias_
+        )
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "user_factors_"):
+            raise AttributeError(
+                f"this {type(self).__name__} is not fitted yet; call fit() first"
+            )
+
+    def _config(self) -> Config:
+        """Validate the constructor parameters (sklearn: at fit time, not in __init__)."""
+        K = _positive_int(self.n_factors, "n_factors")
+        _positive_int(self.n_iter, "n_iter")
+        reg = _nonnegative(self.reg, "reg")
+        reg_bias = reg if self.reg_bias is None else _nonnegative(self.reg_bias, "reg_bias")
+        for name in ("reg_scaling", "bias_reg_scaling"):
+            value = getattr(self, name)
+            allowed = ("count", "none", None) if name == "bias_reg_scaling" else ("count", "none")
+            if value not in allowed:
+                raise ValueError(f"{name} must be 'count' or 'none', got {value!r}")
+        if self.bias_update not in ("joint", "sequential"):
+            raise ValueError(
+                f"bias_update must be 'joint' or 'sequential', got {self.bias_update!r}"
+            )
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+        cg_steps = _positive_int(self.cg_steps, "cg_steps")
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError:
+            dtype = None
+        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        bias_scaling = self.bias_reg_scaling or self.reg_scaling
+        return Config(
+            n_factors=K, reg=reg, reg_bias=reg_bias, count_reg=self.reg_scaling == "count",
+            count_bias=bias_scaling == "count", joint=self.bias_update == "joint",
+            dtype=dtype, solver=self.solver, cg_steps=cg_steps,
+        )
+
+    def _initial_factors(self, given, n, K, dt, counts, name, rng):
+        if given is None:
+            F = (rng.standard_normal((n, K)) / K).astype(dt)
+            F[counts == 0] = 0  # never updated: let them predict like unseen rows
+            return F
+        F = np.asarray(given)
+        if F.shape != (n, K):
+            raise ValueError(f"{name} must have shape ({n}, {K}), got {F.shape}")
+        if F.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be numeric, got dtype {F.dtype}")
+        if not np.all(np.isfinite(F)):
+            raise ValueError(f"{name} contains NaN or inf")
+        return np.array(F, dtype=dt, order="C", copy=True)  # never write into the caller's
+
+    def _validation_pairs(self, validation, train: Ratings):
+        vr = as_ratings(validation)
+        ui = lookup(train.user_ids, vr.user_ids)[vr.user_index]
+        ii = lookup(train.item_ids, vr.item_ids)[vr.item_index]
+        return ui, ii, vr.values
+
+
+def _init_rngs(random_state) -> tuple[np.random.Generator, np.random.Generator]:
+    """One generator per side, so neither side's start depends on the other's size."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state, random_state
+    if random_state is not None and (
+        isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral)
+        or random_state < 0
+    ):
+        raise ValueError(
+            f"random_state must be a non-negative int, a numpy Generator or None, "
+            f"got {random_state!r}"
+        )
+    users, items = np.random.SeedSequence(random_state).spawn(2)
+    return np.random.default_rng(users), np.random.default_rng(items)
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _nonnegative(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return float(value)
+
+
+def _show(value) -> str:
+    """``repr`` of an id without numpy's scalar wrapper (999, not np.int64(999))."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b) if not isinstance(a, np.ndarray) else False
+    except Exception:
+        return False

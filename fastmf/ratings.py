@@ -1,0 +1,326 @@
+"""Rating data: ids mapped to contiguous indices, stored as triples, compressed on demand."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+Duplicates = Literal["raise", "mean", "last"]
+_DUPLICATES = ("raise", "mean", "last")
+
+
+class Ratings:
+    """Observed ratings ``(user, item, rating)`` with arbitrary hashable ids.
+
+    Ids are mapped to contiguous indices ``0..n_users-1`` and ``0..n_items-1`` in sorted id
+    order (so ids of one kind must be mutually comparable); the maps are kept
+    (:attr:`user_ids`, :attr:`item_ids`) so that a model fitted on these ratings answers in the
+    caller's id space. The caller's arrays are never modified.
+
+    Parameters
+    ----------
+    users, items : array-like of shape (n,)
+        Ids of the user and the item of each rating: integers, strings or any sortable
+        hashables.
+    ratings : array-like of shape (n,)
+        Numeric, finite rating values. Explicit zeros are ratings like any other.
+    duplicates : {"raise", "mean", "last"}, default="raise"
+        What to do when a ``(user, item)`` pair occurs more than once: raise a ``ValueError``
+        naming the pair, keep the mean of its ratings, or keep the last one given.
+    user_ids, item_ids : array-like, optional
+        The full id universe (each id once). Ids listed here but absent from ``users`` /
+        ``items`` become users / items with no ratings; ids in the data that are not listed
+        raise ``ValueError``. Used to give a train and a test split the same index space.
+
+    Attributes
+    ----------
+    user_index, item_index : ndarray of int32, shape (nnz,)
+    values : ndarray of float64, shape (nnz,)
+        The triples, sorted by user then item, duplicates resolved.
+    user_ids, item_ids : ndarray
+        Sorted unique ids; ``user_ids[k]`` is the caller's id of user index ``k``.
+    """
+
+    def __init__(
+        self,
+        users: Sequence[Hashable] | np.ndarray,
+        items: Sequence[Hashable] | np.ndarray,
+        ratings: Sequence[float] | np.ndarray,
+        *,
+        duplicates: Duplicates = "raise",
+        user_ids: Sequence[Hashable] | np.ndarray | None = None,
+        item_ids: Sequence[Hashable] | np.ndarray | None = None,
+    ) -> None:
+        if duplicates not in _DUPLICATES:
+            raise ValueError(f"duplicates must be one of {_DUPLICATES}, got {duplicates!r}")
+        users = _as_id_array(users, "users")
+        items = _as_id_array(items, "items")
+        values = _as_rating_array(ratings)
+        if not (len(users) == len(items) == len(values)):
+            raise ValueError(
+                "users, items and ratings must have the same length, got "
+                f"{len(users)}, {len(items)} and {len(values)}"
+            )
+        self.user_ids, uidx = _encode(users, user_ids, "user")
+        self.item_ids, iidx = _encode(items, item_ids, "item")
+        self.user_index, self.item_index, self.values = _canonical(
+            uidx, iidx, values, duplicates, self.user_ids, self.item_ids
+        )
+
+    # -- constructors -----------------------------------------------------------------------
+
+    @classmethod
+    def _from_indices(cls, uidx, iidx, values, user_ids, item_ids, duplicates="raise") -> Ratings:
+        """Build from already-encoded indices (no copy of the id maps, no re-encoding)."""
+        self = cls.__new__(cls)
+        self.user_ids = user_ids
+        self.item_ids = item_ids
+        self.user_index, self.item_index, self.values = _canonical(
+            np.asarray(uidx, dtype=np.int64), np.asarray(iidx, dtype=np.int64),
+            _as_rating_array(values), duplicates, user_ids, item_ids,
+        )
+        return self
+
+    @classmethod
+    def from_matrix(cls, X: Any, *, duplicates: Duplicates = "raise") -> Ratings:
+        """Ratings from a users x items matrix; ids are the row and column numbers.
+
+        A scipy.sparse matrix or array: every *stored* entry is a rating, explicit zeros
+        included (duplicate stored entries follow ``duplicates``; scipy itself would sum them).
+        A dense array: every entry is a rating except NaN, which marks a missing one.
+        """
+        if sp.issparse(X):
+            if X.ndim != 2:
+                raise ValueError(f"expected a 2-D sparse matrix, got {X.ndim} dimensions")
+            coo = X.tocoo(copy=False)
+            rows, cols, vals = coo.row, coo.col, coo.data
+        else:
+            arr = np.asarray(X)
+            if arr.ndim != 2:
+                raise ValueError(
+                    f"expected a 2-D users x items array, got shape {arr.shape}"
+                )
+            if arr.dtype.kind not in "biuf":
+                raise TypeError(
+                    f"a rating matrix must be numeric, got dtype {arr.dtype}"
+                )
+            rows, cols = np.nonzero(~np.isnan(arr.astype(np.float64, copy=False)))
+            vals = arr[rows, cols]
+        M, N = X.shape
+        return cls._from_indices(rows, cols, vals, np.arange(M), np.arange(N), duplicates)
+
+    @classmethod
+    def from_dataframe(
+        cls,
+        df: Any,
+        *,
+        user_col: str = "user",
+        item_col: str = "item",
+        rating_col: str = "rating",
+        duplicates: Duplicates = "raise",
+    ) -> Ratings:
+        """Ratings from a pandas DataFrame with one row per rating."""
+        missing = [c for c in (user_col, item_col, rating_col) if c not in df.columns]
+        if missing:
+            raise ValueError(
+                f"DataFrame has no column(s) {missing}; its columns are {list(df.columns)}"
+            )
+        return cls(
+            df[user_col].to_numpy(), df[item_col].to_numpy(), df[rating_col].to_numpy(),
+            duplicates=duplicates,
+        )
+
+    # -- views ------------------------------------------------------------------------------
+
+    @property
+    def n_users(self) -> int:
+        """Number of users, including any with no ratings."""
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        """Number of items, including any with no ratings."""
+        return len(self.item_ids)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_users, n_items)``."""
+        return (self.n_users, self.n_items)
+
+    @property
+    def nnz(self) -> int:
+        """Number of ratings."""
+        return len(self.values)
+
+    def __len__(self) -> int:
+        return self.nnz
+
+    def __repr__(self) -> str:
+        return f"Ratings({self.nnz} ratings, {self.n_users} users, {self.n_items} items)"
+
+    def subset(self, mask_or_index: np.ndarray) -> Ratings:
+        """The ratings selected by a boolean mask or an index array, in the same id space."""
+        sel = np.asarray(mask_or_index)
+        return Ratings._from_indices(
+            self.user_index[sel], self.item_index[sel], self.values[sel],
+            self.user_ids, self.item_ids,
+        )
+
+    def to_csr(self, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(indptr int64, indices int32, data dtype)`` of the users x items matrix."""
+        return _compress(self.user_index, self.item_index, self.values, self.n_users, dtype)
+
+    def to_csc(self, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(indptr int64, indices int32, data dtype)`` of the items x users matrix."""
+        order = np.lexsort((self.user_index, self.item_index))
+        return _compress(
+            self.item_index[order], self.user_index[order], self.values[order],
+            self.n_items, dtype,
+        )
+
+    def to_scipy(self) -> sp.csr_array:
+        """The ratings as a scipy.sparse CSR array (users x items), float64."""
+        indptr, indices, data = self.to_csr(np.float64)
+        return sp.csr_array((data, indices, indptr), shape=self.shape)
+
+
+def as_ratings(X: Any) -> Ratings:
+    """Coerce what ``fit`` accepts to :class:`Ratings`: Ratings, DataFrame, sparse or array."""
+    if isinstance(X, Ratings):
+        return X
+    if hasattr(X, "columns") and hasattr(X, "to_numpy"):  # a pandas DataFrame, duck-typed
+        return Ratings.from_dataframe(X)
+    if sp.issparse(X) or isinstance(X, np.ndarray):
+        return Ratings.from_matrix(X)
+    raise TypeError(
+        "expected Ratings, a pandas DataFrame with user/item/rating columns, a scipy.sparse "
+        f"matrix or a 2-D numpy array; got {type(X).__name__}"
+    )
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _as_id_array(ids, name: str) -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{name} ids must be integers or labels; row {k} has {arr[k]!r}")
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind == "O":
+        for k, v in enumerate(arr):
+            if v is None or (isinstance(v, float) and not np.isfinite(v)):
+                raise ValueError(f"{name} id missing at row {k}: {v!r}")
+    return arr
+
+
+def _as_rating_array(ratings) -> np.ndarray:
+    arr = np.asarray(ratings)
+    if arr.ndim != 1:
+        raise ValueError(f"ratings must be 1-D, got shape {arr.shape}")
+    if arr.dtype.kind not in "biuf":
+        try:
+            conv = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            for k, v in enumerate(arr):
+                try:
+                    float(v)
+                except (TypeError, ValueError):
+                    raise ValueError(f"ratings must be numeric; row {k} has {v!r}") from None
+            raise
+        arr = conv
+    values = arr.astype(np.float64)  # always a copy: the caller's array is never touched
+    bad = ~np.isfinite(values)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"ratings must be finite; row {k} has {arr[k]!r} ({int(bad.sum())} bad row(s) in all)"
+        )
+    return values
+
+
+def _encode(ids: np.ndarray, universe, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique ids and the index of each given id in them."""
+    try:
+        if universe is None:
+            uniq, inverse = np.unique(ids, return_inverse=True)
+            return uniq, inverse.astype(np.int64).ravel()
+        given = np.asarray(universe)
+        uniq = np.unique(given)
+        if len(uniq) != len(given):
+            raise ValueError(f"{kind}_ids lists an id more than once")
+        pos = np.searchsorted(uniq, ids)
+    except TypeError as exc:
+        raise TypeError(
+            f"{kind} ids must be mutually comparable (all numbers or all strings): {exc}"
+        ) from None
+    pos = np.minimum(pos, max(len(uniq) - 1, 0))
+    found = (uniq[pos] == ids) if len(uniq) else np.zeros(len(ids), bool)
+    if not np.all(found):
+        k = int(np.flatnonzero(~found)[0])
+        raise ValueError(f"{kind} id {ids[k]!r} at row {k} is not in {kind}_ids")
+    return uniq, pos.astype(np.int64)
+
+
+def _canonical(uidx, iidx, values, duplicates, user_ids, item_ids):
+    """Sort by (user, item), resolve duplicate pairs; int32 indices."""
+    M, N = len(user_ids), len(item_ids)
+    for idx, n, kind in ((uidx, M, "user"), (iidx, N, "item")):
+        if len(idx) and (idx.min() < 0 or idx.max() >= n):
+            k = int(np.flatnonzero((idx < 0) | (idx >= n))[0])
+            raise ValueError(f"{kind} index {idx[k]} at row {k} is outside 0..{n - 1}")
+    if max(M, N) > np.iinfo(np.int32).max:
+        raise ValueError(f"at most 2**31-1 users and items are supported, got {M} x {N}")
+    order = np.lexsort((iidx, uidx))
+    u, i, v = uidx[order], iidx[order], values[order]
+    dup = (u[1:] == u[:-1]) & (i[1:] == i[:-1])
+    if dup.any():
+        if duplicates == "raise":
+            k = int(np.flatnonzero(dup)[0])
+            raise ValueError(
+                f"duplicate rating for (user {user_ids[u[k]]!r}, item {item_ids[i[k]]!r}) "
+                f"({int(dup.sum())} duplicate(s) in all); pass duplicates='mean' or 'last'"
+            )
+        first = np.concatenate([[True], ~dup])
+        group = np.cumsum(first) - 1
+        if duplicates == "mean":
+            v = np.bincount(group, weights=v) / np.bincount(group)
+        else:  # "last": the latest in the caller's order, which the stable sort preserved
+            last = np.concatenate([~dup, [True]])
+            v = v[last]
+        u, i = u[first], i[first]
+    return u.astype(np.int32), i.astype(np.int32), np.ascontiguousarray(v, dtype=np.float64)
+
+
+def _compress(major, minor, values, n_major, dtype):
+    counts = np.bincount(major, minlength=n_major)
+    indptr = np.zeros(n_major + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return (
+        indptr,
+        np.ascontiguousarray(minor, dtype=np.int32),
+        np.ascontiguousarray(values, dtype=dtype),
+    )
+
+
+def lookup(ids_sorted: np.ndarray, query) -> np.ndarray:
+    """Index of each queried id in the sorted unique ``ids_sorted``; -1 where absent."""
+    q = np.asarray(query)
+    if q.ndim == 0:
+        q = q.reshape(1)
+    if len(ids_sorted) == 0:
+        return np.full(q.shape, -1, dtype=np.int64)
+    try:
+        pos = np.searchsorted(ids_sorted, q)
+    except TypeError:  # ids of another type than the model's (e.g. str vs int): none match
+        return np.full(q.shape, -1, dtype=np.int64)
+    pos = np.minimum(pos, len(ids_sorted) - 1)
+    hit = ids_sorted[pos] == q
+    return np.where(hit, pos, -1).astype(np.int64)

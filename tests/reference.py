@@ -1,0 +1,100 @@
+"""Slow, obviously-correct twins of the kernels, for the tests only.
+
+Nothing here is fast or clever on purpose: dictionaries of ratings, ``np.outer``,
+``np.linalg.solve`` / ``np.linalg.lstsq`` one row at a time, float64 throughout.
+"""
+
+from collections import defaultdict
+
+import numpy as np
+
+
+def tutorial_als(users, items, ratings, M, N, K, lam, n_iter, U0, V0):
+    """A line-by-line transcription of the classic tutorial's ALS loop.
+
+    ``U0`` is ``M x K``; ``V0`` is ``K x N`` as in the tutorial (one *column* per item).
+    Per iteration: all b_i, then all u_i, then all c_j, then all v_j.
+    """
+    ratings_by_i = defaultdict(list)
+    ratings_by_j = defaultdict(list)
+    for i, j, r in zip(users, items, ratings):
+        ratings_by_i[i].append((j, r))
+        ratings_by_j[j].append((i, r))
+    mu = np.mean(ratings)
+    U = np.array(U0, dtype=np.float64)
+    V = np.array(V0, dtype=np.float64)
+    b = np.zeros(M)
+    c = np.zeros(N)
+    for _ in range(n_iter):
+        for i, r_i in ratings_by_i.items():
+            b[i] = 1 / (1 + lam) * 1 / len(r_i) * sum(
+                r - U[i] @ V[:, j] - c[j] - mu for j, r in r_i)
+        for i, r_i in ratings_by_i.items():
+            matrix = np.zeros((K, K)) + lam * np.eye(K)
+            vector = np.zeros(K)
+            for j, r in r_i:
+                matrix += np.outer(V[:, j], V[:, j])
+                vector += (r - b[i] - c[j] - mu) * V[:, j]
+            U[i] = np.linalg.solve(matrix, vector)
+        for j, r_j in ratings_by_j.items():
+            c[j] = 1 / (1 + lam) * 1 / len(r_j) * sum(
+                r - U[i] @ V[:, j] - b[i] - mu for i, r in r_j)
+        for j, r_j in ratings_by_j.items():
+            matrix = np.zeros((K, K)) + lam * np.eye(K)
+            vector = np.zeros(K)
+            for i, r in r_j:
+                matrix += np.outer(U[i], U[i])
+                vector += (r - b[i] - c[j] - mu) * U[i]
+            V[:, j] = np.linalg.solve(matrix, vector)
+    return U, V, b, c
+
+
+def half_step(rows, cols, vals, n_rows, F, bias, other, other_bias, mu, reg, reg_bias,
+              count_reg, count_bias, joint):
+    """One half-step for every non-empty row, as ridge regressions solved by ``lstsq``.
+
+    ``rows/cols/vals`` are triples with ``rows`` indexing the side being solved. Returns new
+    ``(F, bias)``; the inputs are not modified.
+    """
+    F = np.array(F, dtype=np.float64)
+    bias = np.array(bias, dtype=np.float64)
+    other = np.asarray(other, dtype=np.float64)
+    other_bias = np.asarray(other_bias, dtype=np.float64)
+    K = F.shape[1]
+    for i in range(n_rows):
+        sel = rows == i
+        n = int(sel.sum())
+        if n == 0:
+            continue
+        Vi = other[cols[sel]]
+        lam = reg * n if count_reg else reg
+        lam_b = reg_bias * n if count_bias else reg_bias
+        r = vals[sel] - mu - other_bias[cols[sel]]
+        if joint:
+            # minimize |[V 1] x - r|^2 + lam |x[:K]|^2 + lam_b x[K]^2
+            Z = np.hstack([Vi, np.ones((n, 1))])
+            penalty = np.diag(np.sqrt(np.r_[np.full(K, lam), lam_b]))
+            x = np.linalg.lstsq(np.vstack([Z, penalty]), np.r_[r, np.zeros(K + 1)], rcond=None)[0]
+            F[i], bias[i] = x[:K], x[K]
+        else:
+            bias[i] = np.sum(r - Vi @ F[i]) / (n + lam_b)
+            A = np.vstack([Vi, np.sqrt(lam) * np.eye(K)])
+            F[i] = np.linalg.lstsq(A, np.r_[r - bias[i], np.zeros(K)], rcond=None)[0]
+    return F, bias
+
+
+def objective(users, items, vals, M, N, U, b, V, c, mu, reg, reg_bias, count_reg, count_bias):
+    """The objective J of DESIGN.md section 1, summed naively in float64."""
+    U, b, V, c = (np.asarray(a, dtype=np.float64) for a in (U, b, V, c))
+    pred = mu + b[users] + c[items] + np.einsum("ij,ij->i", U[users], V[items])
+    nu = np.bincount(users, minlength=M).astype(float)
+    ni = np.bincount(items, minlength=N).astype(float)
+    su = nu if count_reg else np.ones(M)
+    si = ni if count_reg else np.ones(N)
+    wu = nu if count_bias else np.ones(M)
+    wi = ni if count_bias else np.ones(N)
+    return (
+        np.sum((vals - pred) ** 2)
+        + reg * (np.sum(su * np.sum(U**2, axis=1)) + np.sum(si * np.sum(V**2, axis=1)))
+        + reg_bias * (np.sum(wu * b**2) + np.sum(wi * c**2))
+    )

@@ -1,0 +1,257 @@
+"""Kernels against their slow twins (tests/reference.py) and against the mathematics."""
+
+import numba
+import numpy as np
+import pytest
+import reference as ref
+from conftest import CONFIGS, awkward_ratings
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastmf._solver import row_order
+from fastmf.kernels import objective, predict_pairs, solve_rows, solve_rows_cg
+from fastmf.kernels.als import _cholesky_solve
+
+RTOL = {np.float32: 2e-3, np.float64: 1e-9}
+
+
+def _setup(ratings, K, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    M, N = ratings.shape
+    csr = ratings.to_csr(dtype)
+    csc = ratings.to_csc(dtype)
+    U = (rng.standard_normal((M, K)) / K).astype(dtype)
+    V = (rng.standard_normal((N, K)) / K).astype(dtype)
+    b = (0.1 * rng.standard_normal(M)).astype(dtype)
+    c = (0.1 * rng.standard_normal(N)).astype(dtype)
+    mu = float(ratings.values.mean())
+    return csr, csc, U, V, b, c, mu
+
+
+def _args(config, reg, reg_bias):
+    bias_update, scaling, bias_scaling = config
+    count_bias = (bias_scaling or scaling) == "count"
+    return reg, reg_bias, scaling == "count", count_bias, bias_update == "joint"
+
+
+def _step(csr, other, other_bias, mu, reg, reg_bias, cr, cb, joint, F, bias, n_tasks=2):
+    dt = F.dtype.type
+    return solve_rows(
+        *csr, other, other_bias, dt(mu), dt(reg), dt(reg_bias), cr, cb, joint,
+        row_order(np.diff(csr[0])), n_tasks, F, bias,
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("K", [1, 5, 17])
+def test_half_step_matches_reference(small, config, dtype, K):
+    csr, csc, U, V, b, c, mu = _setup(small, K, dtype)
+    reg, reg_bias, cr, cb, joint = _args(config, 0.3, 0.2)
+    want_U, want_b = ref.half_step(
+        small.user_index, small.item_index, small.values, small.n_users, U, b, V, c, mu,
+        reg, reg_bias, cr, cb, joint,
+    )
+    failed = _step(csr, V, c, mu, reg, reg_bias, cr, cb, joint, U, b)
+    assert failed == 0
+    np.testing.assert_allclose(U, want_U, rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2)
+    np.testing.assert_allclose(b, want_b, rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2)
+    # and the item side over CSC, with the same kernel
+    want_V, want_c = ref.half_step(
+        small.item_index, small.user_index, small.values, small.n_items, V, c, U, b, mu,
+        reg, reg_bias, cr, cb, joint,
+    )
+    _step(csc, U, b, mu, reg, reg_bias, cr, cb, joint, V, c)
+    np.testing.assert_allclose(V, want_V, rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2)
+    np.testing.assert_allclose(c, want_c, rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2)
+
+
+def test_empty_rows_are_left_untouched(small):
+    csr, csc, U, V, b, c, mu = _setup(small, 4, np.float64)
+    empty_user = small.n_users - 2
+    before = U[empty_user].copy(), b[empty_user]
+    _step(csr, V, c, mu, 0.1, 0.1, False, False, True, U, b)
+    assert np.array_equal(U[empty_user], before[0]) and b[empty_user] == before[1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("config", CONFIGS)
+def test_objective_never_increases(config, dtype):
+    ratings = awkward_ratings(seed=3, n_users=60, n_items=45, n=700)
+    csr, csc, U, V, b, c, mu = _setup(ratings, 6, dtype, seed=4)
+    reg, reg_bias, cr, cb, joint = _args(config, 0.05, 0.1)
+    dt = np.dtype(dtype).type
+
+    def J():
+        return objective(*csr, csc[0], U, b, V, c, dt(mu), dt(reg), dt(reg_bias), cr, cb)
+
+    history = [J()]
+    for _ in range(6):
+        _step(csr, V, c, mu, reg, reg_bias, cr, cb, joint, U, b)
+        history.append(J())
+        _step(csc, U, b, mu, reg, reg_bias, cr, cb, joint, V, c)
+        history.append(J())
+    steps = np.diff(history)
+    slack = 1e-4 if dtype == np.float32 else 1e-10  # rounding of float32 solves
+    assert np.all(steps <= slack * np.abs(history[:-1])), history
+    assert history[-1] < 0.9 * history[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("config", CONFIGS)
+def test_objective_kernel_matches_naive_sum(small, config, dtype):
+    csr, csc, U, V, b, c, mu = _setup(small, 5, dtype)
+    reg, reg_bias, cr, cb, _ = _args(config, 0.3, 0.7)
+    dt = np.dtype(dtype).type
+    got = objective(*csr, csc[0], U, b, V, c, dt(mu), dt(reg), dt(reg_bias), cr, cb)
+    want = ref.objective(
+        small.user_index, small.item_index, small.values, small.n_users, small.n_items,
+        U, b, V, c, float(dt(mu)), float(dt(reg)), float(dt(reg_bias)), cr, cb,
+    )
+    assert got == pytest.approx(want, rel=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_gradient_vanishes_at_solved_rows(small, config):
+    """Finite differences of J around each solved user row are ~0 (float64)."""
+    csr, csc, U, V, b, c, mu = _setup(small, 4, np.float64)
+    reg, reg_bias, cr, cb, joint = _args(config, 0.2, 0.3)
+
+    def J(U_, b_):
+        return ref.objective(small.user_index, small.item_index, small.values, small.n_users,
+                             small.n_items, U_, b_, V, c, mu, reg, reg_bias, cr, cb)
+
+    def grad(U_, b_, i, h=1e-6):
+        g = []
+        for k in range(U_.shape[1] + 1):
+            Up, bp, Um, bm = U_.copy(), b_.copy(), U_.copy(), b_.copy()
+            if k < U_.shape[1]:
+                Up[i, k] += h
+                Um[i, k] -= h
+            else:
+                bp[i] += h
+                bm[i] -= h
+            g.append((J(Up, bp) - J(Um, bm)) / (2 * h))
+        return np.array(g)
+
+    rows = [0, 3, small.n_users - 1]  # the last is the single-rating user
+    before = np.concatenate([grad(U, b, i) for i in rows])
+    _step(csr, V, c, mu, reg, reg_bias, cr, cb, joint, U, b)
+    for i in rows:
+        g = grad(U, b, i)
+        # joint: the whole (u_i, b_i) block is optimal; sequential: u_i given the new b_i
+        solved = g if joint else g[:-1]
+        assert np.max(np.abs(solved)) < 1e-6 * max(1.0, np.max(np.abs(before))), (i, g)
+
+
+def test_result_does_not_depend_on_thread_count(small):
+    outs = []
+    for n_tasks, n_threads in [(1, 1), (2, 2), (7, 2)]:
+        csr, csc, U, V, b, c, mu = _setup(small, 9, np.float32)
+        numba.set_num_threads(n_threads)
+        try:
+            _step(csr, V, c, mu, 0.1, 0.1, True, True, True, U, b, n_tasks=n_tasks)
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        outs.append((U, b))
+    for U, b in outs[1:]:
+        assert np.array_equal(U, outs[0][0]) and np.array_equal(b, outs[0][1])
+
+
+def test_long_rows_are_chunked_exactly():
+    """A row longer than the gather scratch gives the same solution as a direct solve."""
+    rng = np.random.default_rng(5)
+    K, n = 40, 3000  # chunk is ~960000 / 42**2 = 544 ratings: six chunks
+    other = rng.standard_normal((n, K))
+    vals = rng.standard_normal(n)
+    indptr = np.array([0, n], dtype=np.int64)
+    indices = np.arange(n, dtype=np.int32)
+    F = np.zeros((1, K))
+    bias = np.zeros(1)
+    solve_rows(indptr, indices, vals, other, np.zeros(n), 0.0, 0.5, 0.5, False, False, True,
+               np.array([0]), 1, F, bias)
+    Z = np.hstack([other, np.ones((n, 1))])
+    want = np.linalg.solve(Z.T @ Z + 0.5 * np.eye(K + 1), Z.T @ vals)
+    np.testing.assert_allclose(np.r_[F[0], bias], want, rtol=1e-9, atol=1e-12)
+
+
+def test_not_positive_definite_rows_are_counted_and_nan():
+    """reg = 0 on a rank-deficient row: the kernel reports it instead of inventing numbers."""
+    K = 3
+    other = np.ones((2, K))  # two identical item vectors: rank 1 < K + 1
+    F = np.zeros((1, K))
+    bias = np.zeros(1)
+    failed = solve_rows(np.array([0, 2], dtype=np.int64), np.array([0, 1], dtype=np.int32),
+                        np.array([3.0, 4.0]), other, np.zeros(2), 0.0, 0.0, 0.0, False, False,
+                        True, np.array([0]), 1, F, bias)
+    assert failed == 1
+    assert np.isnan(F).all() and np.isnan(bias).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(D=st.integers(1, 24), seed=st.integers(0, 2**32 - 1), extra=st.integers(0, 30))
+def test_cholesky_solve_matches_numpy(D, seed, extra):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((D + extra + 1, D))
+    S = A.T @ A + 1e-3 * np.eye(D)
+    rhs = rng.standard_normal(D)
+    G = np.zeros((D + 1, D + 1))
+    G[:D, :D] = S
+    G[D, :D] = rhs
+    G[:D, D] = rhs
+    x = np.zeros(D + 1)
+    assert _cholesky_solve(G, D, x)
+    want = np.linalg.solve(S, rhs)
+    np.testing.assert_allclose(x[:D], want, rtol=1e-6, atol=1e-8 * np.abs(want).max())
+
+
+def test_predict_pairs_matches_numpy():
+    rng = np.random.default_rng(0)
+    U, V = rng.standard_normal((5, 3)), rng.standard_normal((4, 3))
+    b, c = rng.standard_normal(5), rng.standard_normal(4)
+    users = np.array([0, 4, 2, 2], dtype=np.int64)
+    items = np.array([3, 0, 1, 1], dtype=np.int64)
+    out = np.empty(4)
+    predict_pairs(users, items, U, b, V, c, 3.5, out)
+    np.testing.assert_allclose(out, 3.5 + b[users] + c[items] + np.sum(U[users] * V[items], 1))
+
+
+def _cg_step(csr, other, other_bias, mu, reg, reg_bias, cr, cb, joint, steps, F, bias):
+    dt = F.dtype.type
+    return solve_rows_cg(
+        *csr, other, other_bias, dt(mu), dt(reg), dt(reg_bias), cr, cb, joint,
+        row_order(np.diff(csr[0])), 2, steps, F, bias,
+    )
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_cg_with_enough_steps_is_the_exact_solve(small, config):
+    """CG terminates in at most D steps on a D-dimensional SPD system (float64)."""
+    K = 5
+    csr, csc, U, V, b, c, mu = _setup(small, K, np.float64)
+    reg, reg_bias, cr, cb, joint = _args(config, 0.3, 0.2)
+    U_cg, b_cg = U.copy(), b.copy()
+    _step(csr, V, c, mu, reg, reg_bias, cr, cb, joint, U, b)
+    assert _cg_step(csr, V, c, mu, reg, reg_bias, cr, cb, joint, 3 * (K + 1), U_cg, b_cg) == 0
+    np.testing.assert_allclose(U_cg, U, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(b_cg, b, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cg_half_steps_never_increase_the_objective(dtype):
+    ratings = awkward_ratings(seed=3, n_users=60, n_items=45, n=700)
+    csr, csc, U, V, b, c, mu = _setup(ratings, 6, dtype, seed=4)
+    dt = np.dtype(dtype).type
+    args = (0.05, 0.1, True, True, True)
+
+    def J():
+        return objective(*csr, csc[0], U, b, V, c, dt(mu), dt(0.05), dt(0.1), True, True)
+
+    history = [J()]
+    for _ in range(8):
+        _cg_step(csr, V, c, mu, *args, 2, U, b)
+        history.append(J())
+        _cg_step(csc, U, b, mu, *args, 2, V, c)
+        history.append(J())
+    slack = 1e-4 if dtype == np.float32 else 1e-10
+    assert np.all(np.diff(history) <= slack * np.abs(history[:-1])), history

@@ -1,0 +1,33 @@
+"""Real data (MovieLens, read from FASTMF_DATA_DIR; skipped when absent)."""
+
+import numpy as np
+from conftest import movielens_file
+
+import fastmf
+
+
+def _read_u_data(path):
+    raw = np.loadtxt(path, dtype=np.int64)
+    return fastmf.Ratings(raw[:, 0], raw[:, 1], raw[:, 2].astype(float))
+
+
+def test_movielens_100k_u1_rmse_with_defaults():
+    train = _read_u_data(movielens_file("ml-100k", "u1.base"))
+    test = _read_u_data(movielens_file("ml-100k", "u1.test"))
+    model = fastmf.BiasedALS(random_state=0).fit(train)
+    pred = model.predict(test.user_ids[test.user_index], test.item_ids[test.item_index])
+    rmse = float(np.sqrt(np.mean((pred - test.values) ** 2)))
+    assert rmse <= 0.95, rmse
+    # and it beats predicting the global mean by a wide margin
+    assert rmse < 0.85 * np.sqrt(np.mean((model.global_mean_ - test.values) ** 2))
+
+
+def test_movielens_100k_cg_is_within_0_003_of_cholesky():
+    train = _read_u_data(movielens_file("ml-100k", "u1.base"))
+    test = _read_u_data(movielens_file("ml-100k", "u1.test"))
+    users, items = test.user_ids[test.user_index], test.item_ids[test.item_index]
+    rmse = {}
+    for solver in ("cholesky", "cg"):
+        model = fastmf.BiasedALS(solver=solver, random_state=0).fit(train)
+        rmse[solver] = float(np.sqrt(np.mean((model.predict(users, items) - test.values) ** 2)))
+    assert abs(rmse["cg"] - rmse["cholesky"]) <= 0.003, rmse
