@@ -81,14 +81,19 @@ class ALSProblem:
         ))
 
     def flops_per_iteration(self) -> float:
-        """Floating-point operations of one Cholesky iteration by the DESIGN.md section 3 count.
+        """Floating-point operations of one iteration, two per multiply-add.
 
-        Multiply-adds: Gram ``2 nnz K(K+1)/2``, right-hand sides ``2 nnz K``, Cholesky and
-        solves ``(M + N)(K^3/6 + K^2)``; two FLOP each.
+        Cholesky, by the DESIGN.md section 3 count: Gram ``2 nnz K(K+1)/2``, right-hand sides
+        ``2 nnz K``, factorization and solves ``(M + N)(K^3/6 + K^2)`` multiply-adds. CG: per
+        rating and pass a dot product and an axpy of length ``D = K + 1``, with one pass for
+        the initial residual and one per step, on both sides.
         """
         K = self.config.n_factors
         M, N = self.shape
-        madds = self.nnz * K * (K + 1) + 2 * self.nnz * K + (M + N) * (K**3 / 6 + K**2)
+        if self.config.solver == "cg":
+            madds = 2 * self.nnz * 2 * (K + 1) * (self.config.cg_steps + 1)
+        else:
+            madds = self.nnz * K * (K + 1) + 2 * self.nnz * K + (M + N) * (K**3 / 6 + K**2)
         return 2.0 * madds
 
 

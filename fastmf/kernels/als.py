@@ -71,6 +71,37 @@ def _cholesky_solve(G, D, x):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
+def _gather_gram(indptr, indices, data, other, other_bias, offset, joint, row, X, G, T):
+    """``G = X^T X`` for the row's gathered block ``X[t] = [v_j, (1,) A_ij - offset - c_j]``.
+
+    ``X`` has ``K + 2`` (joint) or ``K + 1`` columns and at most ``X.shape[0]`` rows per BLAS
+    call; longer rows are accumulated chunk by chunk through ``T``.
+    """
+    K = other.shape[1]
+    D = X.shape[1] - 1
+    start = indptr[row]
+    n = indptr[row + 1] - start
+    CH = X.shape[0]
+    for lo in range(start, start + n, CH):
+        m = min(CH, start + n - lo)
+        for t in range(m):
+            j = indices[lo + t]
+            for k in range(K):
+                X[t, k] = other[j, k]
+            if joint:
+                X[t, K] = 1.0
+            X[t, D] = data[lo + t] - offset - other_bias[j]
+        Xm = X[:m]
+        if lo == start:
+            np.dot(Xm.T, Xm, G)
+        else:  # rows longer than the scratch: accumulate chunk by chunk
+            np.dot(Xm.T, Xm, T)
+            for a in range(D + 1):
+                for c in range(D + 1):
+                    G[a, c] += T[a, c]
+
+
+@njit(cache=True, fastmath=_FASTMATH)
 def _solve_one_row(
     indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg, count_bias,
     joint, row, factors, bias, X, G, T, x,
@@ -104,24 +135,7 @@ def _solve_one_row(
     else:
         b_row = zero
 
-    CH = X.shape[0]
-    for lo in range(start, start + n, CH):
-        m = min(CH, start + n - lo)
-        for t in range(m):
-            j = indices[lo + t]
-            for k in range(K):
-                X[t, k] = other[j, k]
-            if joint:
-                X[t, K] = 1.0
-            X[t, D] = data[lo + t] - mu - other_bias[j] - b_row
-        Xm = X[:m]
-        if lo == start:
-            np.dot(Xm.T, Xm, G)
-        else:  # rows longer than the scratch: accumulate chunk by chunk
-            np.dot(Xm.T, Xm, T)
-            for a in range(D + 1):
-                for c in range(D + 1):
-                    G[a, c] += T[a, c]
+    _gather_gram(indptr, indices, data, other, other_bias, mu - b_row, joint, row, X, G, T)
     for k in range(K):
         G[k, k] += lam
     if joint:

@@ -1,0 +1,112 @@
+"""Seconds per ALS iteration (one user and one item half-step), JIT compile excluded.
+
+    pytest bench/ --benchmark-columns=min,median,max
+    FASTMF_BENCH_LARGE=1 pytest bench/ -k 10m
+
+Each benchmark warms up (compiles) first, records machine facts and GFLOP/s by the
+DESIGN.md section 3 count in ``extra_info``, and checks that the objective went down.
+"""
+
+import numba
+import numpy as np
+import pytest
+from conftest import dataset
+from numba import njit, prange
+
+from fastmf._solver import ALSProblem, Config
+from fastmf._threads import thread_limits
+from fastmf.kernels.als import _gather_gram
+
+
+def _problem(variant, K, dtype, solver):
+    config = Config(n_factors=K, reg=0.1, reg_bias=0.1, count_reg=True, count_bias=True,
+                    joint=True, dtype=np.dtype(dtype), solver=solver, cg_steps=3)
+    ratings = dataset(variant)
+    problem = ALSProblem(ratings, config)
+    M, N = ratings.shape
+    rng = np.random.default_rng(0)
+    U = (rng.standard_normal((M, K)) / K).astype(dtype)
+    V = (rng.standard_normal((N, K)) / K).astype(dtype)
+    return problem, [U, np.zeros(M, dtype), V, np.zeros(N, dtype)]
+
+
+def _bench_iterations(benchmark, machine, gemm_peak, variant, K, dtype, solver, n_jobs=None):
+    problem, state = _problem(variant, K, dtype, solver)
+    with thread_limits(n_jobs) as n_threads:
+        first = problem.loss(*state)
+        problem.step(*state, n_threads)  # compile + first iteration, not timed
+        benchmark.pedantic(problem.step, args=(*state, n_threads), rounds=5, iterations=1,
+                           warmup_rounds=1)
+    assert problem.loss(*state) < first
+    flops = problem.flops_per_iteration()
+    benchmark.extra_info.update(machine)
+    benchmark.extra_info.update(
+        data=f"ml-{variant}-shaped", nnz=problem.nnz, K=K, dtype=np.dtype(dtype).name,
+        solver=solver, threads=n_threads,
+        gflops=round(flops / benchmark.stats.stats.min / 1e9, 2),
+        gemm_peak_gflops=round(gemm_peak, 1),
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K", [32, 64, 128])
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+def test_iteration_ml1m(benchmark, machine, gemm_peak, solver, K, dtype):
+    _bench_iterations(benchmark, machine, gemm_peak, "1m", K, dtype, solver)
+
+
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+def test_iteration_ml100k(benchmark, machine, gemm_peak, solver):
+    _bench_iterations(benchmark, machine, gemm_peak, "100k", 32, np.float32, solver)
+
+
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+def test_iteration_ml10m(benchmark, machine, gemm_peak, solver):
+    _bench_iterations(benchmark, machine, gemm_peak, "10m", 32, np.float32, solver)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+def test_thread_scaling_ml1m(benchmark, machine, gemm_peak, solver, n_jobs):
+    if n_jobs > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("not enough threads")
+    _bench_iterations(benchmark, machine, gemm_peak, "1m", 32, np.float32, solver, n_jobs)
+
+
+@njit(parallel=True, cache=True)
+def _gram_phase(indptr, indices, data, other, other_bias, mu, order, n_tasks):
+    """The Cholesky path's gather + Gram for every row, nothing else (the library's helper)."""
+    K = other.shape[1]
+    width = K + 2
+    chunk = max(8, 960_000 // (width * width))
+    for task in prange(n_tasks):
+        X = np.empty((chunk, width), dtype=other.dtype)
+        G = np.empty((width, width), dtype=other.dtype)
+        T = np.empty((width, width), dtype=other.dtype)
+        for q in range(task, order.shape[0], n_tasks):
+            _gather_gram(indptr, indices, data, other, other_bias, mu, True, order[q], X, G, T)
+
+
+@pytest.mark.parametrize("K", [32, 64])
+def test_gram_phase_ml1m(benchmark, machine, gemm_peak, K):
+    """Both half-steps' Gram accumulation; GFLOP/s counts the full (K+2)^2 product BLAS does."""
+    problem, (U, b, V, c) = _problem("1m", K, np.float32, "cholesky")
+    mu = np.float32(problem.global_mean)
+
+    def run():
+        _gram_phase(*problem.csr, V, c, mu, problem.user_order, n_threads)
+        _gram_phase(*problem.csc, U, b, mu, problem.item_order, n_threads)
+
+    with thread_limits(None) as n_threads:
+        run()
+        benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
+    useful = 2 * problem.nnz * K * (K + 1)  # both sides, lower triangle, 2 FLOP per madd
+    done = 2 * 2 * problem.nnz * (K + 2) ** 2
+    t = benchmark.stats.stats.min
+    benchmark.extra_info.update(machine)
+    benchmark.extra_info.update(
+        K=K, gflops_useful=round(useful / t / 1e9, 1), gflops_executed=round(done / t / 1e9, 1),
+        gemm_peak_gflops=round(gemm_peak, 1),
+        pct_of_peak_executed=round(100 * done / t / 1e9 / gemm_peak, 1),
+        pct_of_peak_useful=round(100 * useful / t / 1e9 / gemm_peak, 1),
+    )
