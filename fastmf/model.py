@@ -6,14 +6,15 @@ import inspect
 import logging
 import numbers
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
 
-from fastmf._solver import SOLVERS, ALSProblem, Config
+from fastmf._solver import SOLVERS, ALSProblem, Config, check_half_step, row_order
 from fastmf._threads import thread_limits
-from fastmf.kernels import predict_pairs
+from fastmf.kernels import predict_pairs, solve_rows, top_n
 from fastmf.ratings import Ratings, as_ratings, lookup
 
 logger = logging.getLogger("fastmf")
@@ -250,7 +251,7 @@ class BiasedALS:
         self.global_mean_ = problem.global_mean
         self.user_factors_, self.item_factors_ = U, V
         self.user_bias_, self.item_bias_ = b, c
-        self._train_indptr, self._train_indices = problem.csr[0], problem.csr[1]
+        self._rated_indptr, self._rated_indices = problem.csr[0], problem.csr[1]
         losses: list[float] = []
         val_curve: list[float] = []
         best = None  # (rmse, iteration, snapshot)
@@ -324,6 +325,147 @@ class BiasedALS:
                     k = int(np.flatnonzero(idx < 0)[0])
                     raise KeyError(f"unknown {kind} id {_show(ids[k])} (at position {k})")
         return self._predict_index(ui, ii, unseen)
+
+    def recommend(
+        self, user: Any, n: int = 10, *, exclude_rated: bool = True, unseen: Unseen = "bias"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` items with the highest predicted rating for one user.
+
+        Parameters
+        ----------
+        user : id
+        n : int, default=10
+        exclude_rated : bool, default=True
+            Leave out the items the user rated in the training data.
+        unseen : {"bias", "raise"}, default="bias"
+            For a user the model does not know: rank by ``mu + c_j`` (the item biases), or
+            raise ``KeyError``.
+
+        Returns
+        -------
+        items : ndarray of item ids, best first
+            Shorter than ``n`` when fewer items are left to recommend.
+        scores : ndarray of predicted ratings
+        """
+        items, scores = self.recommend_batch([user], n, exclude_rated=exclude_rated,
+                                             unseen=unseen)
+        keep = np.isfinite(scores[0])
+        return np.asarray(items[0][keep]).astype(self.item_ids_.dtype), scores[0][keep]
+
+    def recommend_batch(
+        self, users: Any, n: int = 10, *, exclude_rated: bool = True, unseen: Unseen = "bias"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`recommend` for many users at once (one parallel kernel call).
+
+        Returns
+        -------
+        items : ndarray of shape (len(users), n)
+            Item ids, best first. Where a user has fewer than ``n`` items left, the row is
+            padded with None (the array is then of object dtype) and score ``-inf``.
+        scores : ndarray of shape (len(users), n), model dtype
+        """
+        self._check_fitted()
+        n = _positive_int(n, "n")
+        n = min(n, len(self.item_ids_))
+        u_arr = np.atleast_1d(np.asarray(users))
+        ui = lookup(self.user_ids_, u_arr)
+        if (ui < 0).any() and unseen != "bias":
+            if unseen != "raise":
+                raise ValueError(f"unseen must be 'bias' or 'raise', got {unseen!r}")
+            k = int(np.flatnonzero(ui < 0)[0])
+            raise KeyError(f"unknown user id {_show(u_arr[k])} (at position {k})")
+        dt = self.user_factors_.dtype
+        known = ui >= 0
+        Q = np.zeros((len(ui), self.user_factors_.shape[1]), dtype=dt)
+        Q[known] = self.user_factors_[ui[known]]
+        q_offset = np.full(len(ui), self.global_mean_, dtype=dt)
+        q_offset[known] += self.user_bias_[ui[known]]
+        if exclude_rated:
+            excl_indptr, excl_indices = _sub_csr(self._rated_indptr, self._rated_indices, ui)
+        else:
+            excl_indptr = np.zeros(len(ui) + 1, dtype=np.int64)
+            excl_indices = np.zeros(0, dtype=np.int32)
+        out_index = np.empty((len(ui), n), dtype=np.int64)
+        out_score = np.empty((len(ui), n), dtype=dt)
+        top_n(Q, q_offset, self.item_factors_, self.item_bias_, excl_indptr, excl_indices, n,
+              out_index, out_score)
+        return _ids_at(self.item_ids_, out_index), out_score
+
+    def similar_items(self, item: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` items whose factors have the highest cosine similarity to ``item``'s.
+
+        Returns item ids (the item itself excluded) and similarities, most similar first.
+        Raises ``KeyError`` for an unknown item.
+        """
+        self._check_fitted()
+        return _similar(self.item_factors_, self.item_ids_, item, n, "item")
+
+    def similar_users(self, user: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` users most similar to ``user`` by cosine similarity of their factors."""
+        self._check_fitted()
+        return _similar(self.user_factors_, self.user_ids_, user, n, "user")
+
+    def fold_in(self, X: Any) -> BiasedALS:
+        """Fit new or changed users against the fixed item side, without a refit.
+
+        Each user in ``X`` gets the exact row update of a user half-step (whatever
+        ``solver`` the model was fitted with) from their ratings in ``X`` alone, which
+        replace any training ratings they had. Ratings of items the model does not know are
+        ignored (with a warning). Returns ``self``.
+        """
+        self._check_fitted()
+        config = self._config()
+        vr = as_ratings(X)
+        item_map = lookup(self.item_ids_, vr.item_ids)
+        ii = item_map[vr.item_index]
+        known = ii >= 0
+        if not known.all():
+            warnings.warn(
+                f"fold_in: ignoring {int((~known).sum())} rating(s) of items the model does "
+                "not know", stacklevel=2,
+            )
+        new = Ratings._from_indices(vr.user_index[known], ii[known], vr.values[known],
+                                    vr.user_ids, self.item_ids_)
+        if _id_kind(new.user_ids) != _id_kind(self.user_ids_):
+            raise TypeError(
+                f"fold_in: user ids of dtype {new.user_ids.dtype} do not match the model's "
+                f"user ids of dtype {self.user_ids_.dtype}"
+            )
+        all_ids = np.union1d(self.user_ids_, new.user_ids)
+        old_pos = lookup(all_ids, self.user_ids_)
+        new_pos = lookup(all_ids, new.user_ids)
+        dt = config.dtype
+        K = config.n_factors
+        U = np.zeros((len(all_ids), K), dtype=dt)
+        b = np.zeros(len(all_ids), dtype=dt)
+        U[old_pos], b[old_pos] = self.user_factors_, self.user_bias_
+        F = np.ascontiguousarray(U[new_pos])
+        bias = np.ascontiguousarray(b[new_pos])
+        indptr, indices, data = new.to_csr(dt)
+        counts = np.diff(indptr)
+        with thread_limits(self.n_jobs) as n_threads:
+            failed = solve_rows(
+                indptr, indices, data, self.item_factors_, self.item_bias_,
+                dt.type(self.global_mean_), dt.type(config.reg), dt.type(config.reg_bias),
+                config.count_reg, config.count_bias, config.joint, row_order(counts),
+                n_threads, F, bias,
+            )
+        check_half_step(failed, F, bias, self.n_iter_ - 1, "fold-in user")
+        U[new_pos], b[new_pos] = F, bias
+        user_counts = np.zeros(len(all_ids), dtype=np.int64)
+        user_counts[old_pos] = self.user_counts_
+        user_counts[new_pos] = counts
+        # the rated-items structure: old users' rows, with folded-in users' rows replaced
+        old_rows = np.repeat(old_pos, np.diff(self._rated_indptr))
+        keep = ~np.isin(old_rows, new_pos)
+        rows = np.r_[old_rows[keep], np.repeat(new_pos, counts)]
+        cols = np.r_[self._rated_indices[keep], indices]
+        order = np.lexsort((cols, rows))
+        self._rated_indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=len(all_ids)))]
+        self._rated_indices = cols[order].astype(np.int32)
+        self.user_ids_, self.user_factors_, self.user_bias_ = all_ids, U, b
+        self.user_counts_ = user_counts
+        return self
 
     def _predict_index(self, ui: np.ndarray, ii: np.ndarray, unseen: Unseen) -> np.ndarray:
         dt = self.user_factors_.dtype
@@ -423,6 +565,51 @@ class BiasedALS:
         ui = lookup(train.user_ids, vr.user_ids)[vr.user_index]
         ii = lookup(train.item_ids, vr.item_ids)[vr.item_index]
         return ui, ii, vr.values
+
+
+def _sub_csr(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray):
+    """CSR of the selected rows (-1 selects an empty row), vectorized."""
+    safe = np.maximum(rows, 0)
+    lengths = np.where(rows >= 0, indptr[safe + 1] - indptr[safe], 0)
+    sub_indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=sub_indptr[1:])
+    starts = np.repeat(indptr[safe] - sub_indptr[:-1], lengths)
+    positions = np.arange(sub_indptr[-1]) + starts
+    return sub_indptr, np.ascontiguousarray(indices[positions], dtype=np.int32)
+
+
+def _id_kind(ids: np.ndarray) -> str:
+    """'number' or 'text' (or the dtype kind for anything else)."""
+    if ids.dtype.kind in "iuf":
+        return "number"
+    if ids.dtype.kind in "US" or (ids.dtype == object and all(isinstance(v, str) for v in ids)):
+        return "text"
+    return ids.dtype.kind
+
+
+def _ids_at(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``ids[index]`` with None where ``index`` is -1 (object dtype only then)."""
+    out = ids[np.maximum(index, 0)]
+    if (index < 0).any():
+        out = out.astype(object)
+        out[index < 0] = None
+    return out
+
+
+def _similar(F: np.ndarray, ids: np.ndarray, query: Any, n: int, kind: str):
+    n = min(_positive_int(n, "n"), len(ids) - 1)
+    q = lookup(ids, [query])[0]
+    if q < 0:
+        raise KeyError(f"unknown {kind} id {_show(query)}")
+    norms = np.sqrt(np.einsum("ij,ij->i", F.astype(np.float64), F.astype(np.float64)))
+    # zero vectors (rows never fitted) get similarity 0 instead of NaN
+    unit = (F / np.where(norms > 0, norms, 1.0)[:, None]).astype(F.dtype)
+    out_index = np.empty((1, max(n, 0)), dtype=np.int64)
+    out_score = np.empty((1, max(n, 0)), dtype=F.dtype)
+    zeros = np.zeros(len(ids), dtype=F.dtype)
+    top_n(unit[q : q + 1], zeros[:1], unit, zeros, np.array([0, 1], dtype=np.int64),
+          np.array([q], dtype=np.int32), max(n, 0), out_index, out_score)
+    return ids[out_index[0]], out_score[0]
 
 
 def _init_rngs(random_state) -> tuple[np.random.Generator, np.random.Generator]:

@@ -6,5 +6,6 @@ return value is at most a scalar diagnostic.
 
 from fastmf.kernels.als import solve_rows, solve_rows_cg
 from fastmf.kernels.objective import objective, predict_pairs
+from fastmf.kernels.topn import top_n
 
-__all__ = ["objective", "predict_pairs", "solve_rows", "solve_rows_cg"]
+__all__ = ["objective", "predict_pairs", "solve_rows", "solve_rows_cg", "top_n"]
