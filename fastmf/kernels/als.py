@@ -135,7 +135,7 @@ def _solve_one_row(
     else:
         b_row = zero
 
-    _gather_gram(indptr, indices, data, other, other_bias, mu - b_row, joint, row, X, G, T)
+    _gather_gram(indptr, indices, data, other, other_bias, mu + b_row, joint, row, X, G, T)
     for k in range(K):
         G[k, k] += lam
     if joint:
