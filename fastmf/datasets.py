@@ -1,8 +1,13 @@
-"""Data sets: a deterministic synthetic generator with a planted model."""
+"""Data sets: a deterministic synthetic generator with a planted model, and MovieLens."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -166,3 +171,128 @@ def make_movielens_like(
                   user_exponent=1.1, item_exponent=0.6)
     params.update(kwargs)
     return make_ratings(random_state=random_state, **params)
+
+
+# -- MovieLens ---------------------------------------------------------------------------------
+
+_ML_BASE = "https://files.grouplens.org/datasets/movielens/"
+#: variant -> (archive name, md5 of the archive or None: then GroupLens' published .md5 is
+#: fetched and checked, ratings file inside the archive, reader format)
+MOVIELENS = {
+    "100k": ("ml-100k.zip", "0e33842e24a9c977be4e0107933c0723", "ml-100k/u.data", "ml-100k"),
+    "1m": ("ml-1m.zip", "c4d9eecfca2ab87c1945afe126590906", "ml-1m/ratings.dat", "ml-dat"),
+    "10m": ("ml-10m.zip", "ce571fd55effeba0271552578f2648bd", "ml-10M100K/ratings.dat", "ml-dat"),
+    "20m": ("ml-20m.zip", "cd245b17a1ae2cc31bb14903e1204af3", "ml-20m/ratings.csv", "ml-csv"),
+    "25m": ("ml-25m.zip", "6b51fb2759a8657d3bfcbfc42b592ada", "ml-25m/ratings.csv", "ml-csv"),
+    "32m": ("ml-32m.zip", None, "ml-32m/ratings.csv", "ml-csv"),
+    "latest-small": ("ml-latest-small.zip", None, "ml-latest-small/ratings.csv", "ml-csv"),
+}
+
+
+def default_cache_dir() -> Path:
+    """``$FASTMF_CACHE``, else ``$XDG_CACHE_HOME/fastmf``, else ``~/.cache/fastmf``."""
+    if os.environ.get("FASTMF_CACHE"):
+        return Path(os.environ["FASTMF_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fastmf"
+
+
+def load_movielens(
+    variant: str = "100k",
+    path: str | os.PathLike | None = None,
+    *,
+    download: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+) -> Ratings:
+    """MovieLens ratings as :class:`~fastmf.Ratings` (ids are the original user/movie ids).
+
+    Parameters
+    ----------
+    variant : {"100k", "1m", "10m", "20m", "25m", "32m", "latest-small"}
+    path : path-like, optional
+        The ratings file itself, the folder that holds it (e.g. an extracted ``ml-1m/``), or
+        the folder above that. Without it the cache directory is searched.
+    download : bool, default=False
+        When the data is not found, download the archive from grouplens.org into the cache
+        directory, verify its MD5 checksum, and extract it. Never done implicitly.
+    cache_dir : path-like, optional
+        Default :func:`default_cache_dir`.
+
+    Notes
+    -----
+    GroupLens licenses the data for research use only and forbids redistribution; cite
+    F. M. Harper and J. A. Konstan, "The MovieLens Datasets: History and Context",
+    ACM TiiS 5(4), 2015.
+    """
+    from fastmf.io import read_ratings
+
+    if variant not in MOVIELENS:
+        raise ValueError(f"variant must be one of {sorted(MOVIELENS)}, got {variant!r}")
+    archive, md5, member, fmt = MOVIELENS[variant]
+    candidates = []
+    if path is not None:
+        p = Path(path)
+        candidates = [p, p / Path(member).name, p / member]
+        if not p.exists():
+            raise FileNotFoundError(f"no such file or directory: {p}")
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    candidates.append(cache / member)
+    for c in candidates:
+        if c.is_file():
+            return read_ratings(c, format=fmt)
+        if c.is_dir() and (c / Path(member).name).is_file():
+            return read_ratings(c / Path(member).name, format=fmt)
+    if path is not None:
+        raise FileNotFoundError(
+            f"no MovieLens {variant} ratings file ({Path(member).name}) at {path}"
+        )
+    if not download:
+        raise FileNotFoundError(
+            f"MovieLens {variant} not found in {cache}; pass path=... or download=True"
+        )
+    _download(_ML_BASE + archive, cache / archive, md5)
+    with zipfile.ZipFile(cache / archive) as zf:
+        zf.extract(member, cache)
+    return read_ratings(cache / member, format=fmt)
+
+
+def load_movielens_titles(variant: str, path: str | os.PathLike) -> dict[Any, str]:
+    """Movie titles by movie id, from ``u.item`` (100k), ``movies.dat`` or ``movies.csv``."""
+    import pandas as pd
+
+    p = Path(path)
+    names = ["u.item", "movies.dat", "movies.csv"]
+    files = [p] if p.is_file() else [p / n for n in names if (p / n).is_file()]
+    if not files:
+        raise FileNotFoundError(f"no MovieLens movie list ({', '.join(names)}) at {p}")
+    f = files[0]
+    if f.name == "movies.csv" or f.suffix == ".csv":
+        frame = pd.read_csv(f)
+        return dict(zip(frame["movieId"], frame["title"]))
+    sep = "|" if f.name == "u.item" else "::"
+    rows = f.read_text(encoding="latin-1").splitlines()
+    out = {}
+    for line in rows:
+        parts = line.split(sep)
+        if len(parts) >= 2 and parts[0].strip().isdigit():
+            out[int(parts[0])] = parts[1]
+    return out
+
+
+def _download(url: str, dest: Path, md5: str | None) -> None:
+    import urllib.request
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if md5 is None:  # GroupLens publishes one next to each archive
+        with urllib.request.urlopen(url + ".md5", timeout=60) as resp:
+            md5 = resp.read().decode().split()[0].strip().lower()
+    tmp = dest.with_suffix(dest.suffix + ".part")
+    digest = hashlib.md5()
+    with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as out:
+        while chunk := resp.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+    if digest.hexdigest() != md5:
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"checksum mismatch for {url}: got md5 {digest.hexdigest()}, want {md5}")
+    tmp.replace(dest)

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+import reference as ref
 from conftest import awkward_ratings
 
 import fastmf
-import reference as ref
 from fastmf import BiasedALS
 
 
