@@ -1,9 +1,20 @@
 """fastmf: biased matrix factorization by alternating least squares, on numba kernels."""
 
-from fastmf.datasets import make_ratings
+from fastmf.datasets import load_movielens, make_ratings
+from fastmf.io import read_ratings
 from fastmf.model import BiasedALS
+from fastmf.persist import ModelFileError, load
 from fastmf.ratings import Ratings
 
 __version__ = "0.1.0"
 
-__all__ = ["BiasedALS", "Ratings", "__version__", "make_ratings"]
+__all__ = [
+    "BiasedALS",
+    "ModelFileError",
+    "Ratings",
+    "__version__",
+    "load",
+    "load_movielens",
+    "make_ratings",
+    "read_ratings",
+]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import inspect
 import logging
 import numbers
+import os
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -506,6 +508,15 @@ class BiasedALS:
         return problem.loss(
             self.user_factors_, self.user_bias_, self.item_factors_, self.item_bias_
         )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save the fitted model to one ``.npz`` file (no pickle); see :func:`fastmf.load`.
+
+        Returns the path written (``.npz`` appended when missing).
+        """
+        from fastmf.persist import save
+
+        return save(self, path)
 
     # -- helpers ----------------------------------------------------------------------------
 

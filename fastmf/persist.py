@@ -1,0 +1,173 @@
+"""Saving and loading fitted models: one ``.npz`` file, no pickle, verified on load.
+
+Layout: numpy arrays (factors, biases, counts, id maps, the rated-items structure, curves)
+plus ``metadata``, a JSON document stored as a unicode scalar. The metadata holds the format
+name and version, the library version, the hyper-parameters, the fitted scalars and a SHA-256
+digest over every array, so a truncated, corrupted or edited file is refused with a clear
+message. ``np.load(..., allow_pickle=False)`` means loading never executes code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "fastmf-model"
+FORMAT_VERSION = 1
+
+_ARRAYS = (
+    "user_factors", "item_factors", "user_bias", "item_bias", "user_counts", "item_counts",
+    "user_ids", "item_ids", "rated_indptr", "rated_indices", "loss_curve",
+)
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded: not ours, damaged, edited or too new."""
+
+
+def _portable_ids(ids: np.ndarray, kind: str) -> np.ndarray:
+    if ids.dtype.kind in "iuf":
+        return ids
+    if ids.dtype.kind in "U":
+        return ids
+    if ids.dtype == object and all(isinstance(v, str) for v in ids):
+        return ids.astype(str)
+    raise TypeError(
+        f"cannot save {kind} ids of type {ids.dtype}: only numbers and strings are portable"
+    )
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(name.encode())
+        h.update(str(a.dtype).encode())
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def save(model: Any, path: str | os.PathLike) -> Path:
+    """Write a fitted model to ``path`` (``.npz`` is appended by numpy if missing)."""
+    from fastmf import __version__
+
+    model._check_fitted()
+    arrays = {
+        "user_factors": model.user_factors_, "item_factors": model.item_factors_,
+        "user_bias": model.user_bias_, "item_bias": model.item_bias_,
+        "user_counts": model.user_counts_, "item_counts": model.item_counts_,
+        "user_ids": _portable_ids(model.user_ids_, "user"),
+        "item_ids": _portable_ids(model.item_ids_, "item"),
+        "rated_indptr": model._rated_indptr, "rated_indices": model._rated_indices,
+        "loss_curve": model.loss_curve_,
+    }
+    if model.validation_curve_ is not None:
+        arrays["validation_curve"] = model.validation_curve_
+    params = {k: (v.item() if isinstance(v, np.generic) else v)
+              for k, v in model.get_params().items()}
+    params["dtype"] = np.dtype(params["dtype"]).name
+    if not (params["random_state"] is None or isinstance(params["random_state"], int)):
+        params["random_state"] = None  # a Generator is not portable; the fit is what counts
+    meta = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "fastmf_version": __version__,
+        "estimator": type(model).__name__, "params": params,
+        "global_mean": model.global_mean_, "n_iter": model.n_iter_,
+        "digest": _digest(arrays),
+    }
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, metadata=np.array(json.dumps(meta)), **arrays)
+    tmp.replace(path)  # never leave a half-written model under the final name
+    return path
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Read a model written by :meth:`BiasedALS.save`.
+
+    Raises
+    ------
+    FileNotFoundError
+    ModelFileError (a ValueError)
+        Not a fastmf model, truncated or corrupted, edited (digest mismatch), or written by a
+        newer format version.
+    """
+    from fastmf.model import BiasedALS
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such model file: {path}")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            raise ModelFileError(f"{path}: not a fastmf model file (not an .npz archive)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            files = set(npz.files)
+            if "metadata" not in files:
+                raise ModelFileError(f"{path}: not a fastmf model file (no metadata)")
+            meta = json.loads(str(npz["metadata"][()]))
+            arrays = {name: npz[name] for name in files - {"metadata"}}
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise ModelFileError(f"{path}: not a fastmf model file or truncated ({exc})") from None
+    except ValueError as exc:  # includes object arrays refused by allow_pickle=False
+        raise ModelFileError(f"{path}: unreadable model file ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path}: corrupted metadata ({exc})") from None
+    except zipfile.error as exc:
+        raise ModelFileError(f"{path}: corrupted model file ({exc})") from None
+
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a fastmf model file")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: written in model format version {version!r} by fastmf "
+            f"{meta.get('fastmf_version')}; this fastmf reads up to version {FORMAT_VERSION} "
+            "-- upgrade fastmf"
+        )
+    missing = [n for n in _ARRAYS if n not in arrays]
+    if missing:
+        raise ModelFileError(f"{path}: damaged model file, missing arrays {missing}")
+    if meta.get("digest") != _digest(arrays):
+        raise ModelFileError(f"{path}: the model file was modified or corrupted (digest mismatch)")
+
+    model = BiasedALS(**meta["params"])
+    config = model._config()  # re-validates the stored parameters
+    K = config.n_factors
+    M, N = len(arrays["user_ids"]), len(arrays["item_ids"])
+    expect = {
+        "user_factors": (M, K), "item_factors": (N, K), "user_bias": (M,), "item_bias": (N,),
+        "user_counts": (M,), "item_counts": (N,), "rated_indptr": (M + 1,),
+    }
+    for name, shape in expect.items():
+        if arrays[name].shape != shape:
+            raise ModelFileError(
+                f"{path}: inconsistent model file, {name} has shape {arrays[name].shape}, "
+                f"expected {shape}"
+            )
+    model.user_factors_ = arrays["user_factors"].astype(config.dtype)
+    model.item_factors_ = arrays["item_factors"].astype(config.dtype)
+    model.user_bias_ = arrays["user_bias"].astype(config.dtype)
+    model.item_bias_ = arrays["item_bias"].astype(config.dtype)
+    model.user_counts_ = arrays["user_counts"]
+    model.item_counts_ = arrays["item_counts"]
+    model.user_ids_ = arrays["user_ids"]
+    model.item_ids_ = arrays["item_ids"]
+    model._rated_indptr = arrays["rated_indptr"].astype(np.int64)
+    model._rated_indices = arrays["rated_indices"].astype(np.int32)
+    model.loss_curve_ = arrays["loss_curve"]
+    model.validation_curve_ = arrays.get("validation_curve")
+    model.global_mean_ = float(meta["global_mean"])
+    model.n_iter_ = int(meta["n_iter"])
+    return model
