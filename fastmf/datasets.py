@@ -256,7 +256,7 @@ def load_movielens(
     return read_ratings(cache / member, format=fmt)
 
 
-def load_movielens_titles(variant: str, path: str | os.PathLike) -> dict[Any, str]:
+def load_movielens_titles(path: str | os.PathLike) -> dict[Any, str]:
     """Movie titles by movie id, from ``u.item`` (100k), ``movies.dat`` or ``movies.csv``."""
     import pandas as pd
 

@@ -60,7 +60,7 @@ def test_parquet(tmp_path):
 def test_titles(tmp_path):
     (tmp_path / "u.item").write_bytes("1|Toy Story (1995)|01-Jan-1995||x|0\n2|GoldenEye (1995)|"
                                       "\n".encode("latin-1"))
-    assert load_movielens_titles("100k", tmp_path) == {1: "Toy Story (1995)",
+    assert load_movielens_titles(tmp_path) == {1: "Toy Story (1995)",
                                                        2: "GoldenEye (1995)"}
 
 
@@ -109,7 +109,7 @@ def test_real_movielens_100k():
     r = load_movielens("100k", path.parent)
     assert (r.nnz, r.n_users, r.n_items) == (100_000, 943, 1682)
     assert np.bincount(r.values.astype(int))[1:].tolist() == [6110, 11370, 27145, 34174, 21201]
-    titles = load_movielens_titles("100k", path.parent)
+    titles = load_movielens_titles(path.parent)
     assert titles[1] == "Toy Story (1995)"
 
 
