@@ -255,3 +255,21 @@ def test_cg_half_steps_never_increase_the_objective(dtype):
         history.append(J())
     slack = 1e-4 if dtype == np.float32 else 1e-10
     assert np.all(np.diff(history) <= slack * np.abs(history[:-1])), history
+
+
+def test_cg_on_a_row_longer_than_its_resident_scratch():
+    """Rows past _CG_RESIDENT ratings are re-gathered chunk by chunk on every pass."""
+    from fastmf.kernels.als import _CG_RESIDENT
+
+    rng = np.random.default_rng(9)
+    K, n = 3, _CG_RESIDENT + 5000
+    other = rng.standard_normal((n, K))
+    vals = rng.standard_normal(n)
+    indptr = np.array([0, n], dtype=np.int64)
+    indices = np.arange(n, dtype=np.int32)
+    F, bias = np.zeros((1, K)), np.zeros(1)
+    assert solve_rows_cg(indptr, indices, vals, other, np.zeros(n), 0.0, 0.5, 0.5, False, False,
+                         True, np.array([0]), 1, 3 * (K + 1), F, bias) == 0
+    Z = np.hstack([other, np.ones((n, 1))])
+    want = np.linalg.solve(Z.T @ Z + 0.5 * np.eye(K + 1), Z.T @ vals)
+    np.testing.assert_allclose(np.r_[F[0], bias], want, rtol=1e-8, atol=1e-12)

@@ -27,6 +27,9 @@ _FASTMATH_REDUCE = {"contract", "reassoc"}
 # takes a fast "small matrix" path only while M*N*K stays under about 10**6 and falls to half
 # speed or less above it, so long rows are cut into chunks of that size.
 _GEMM_SMALL = 960_000
+# CG keeps a row's gathered block resident across its passes when it has at most this many
+# ratings; longer rows are re-gathered chunk by chunk on every pass (bounded scratch).
+_CG_RESIDENT = 1 << 15
 
 
 @njit(cache=True, fastmath=_FASTMATH_REDUCE)
@@ -222,32 +225,56 @@ def solve_rows(
     return total
 
 
+@njit(cache=True, fastmath=_FASTMATH)
+def _gather_chunk(indices, data, other, other_bias, offset, lo, m, X, r):
+    """``X[t] = v_j``, ``r[t] = A_ij - offset - c_j`` for ratings ``lo .. lo + m - 1``."""
+    K = other.shape[1]
+    for t in range(m):
+        j = indices[lo + t]
+        for k in range(K):
+            X[t, k] = other[j, k]
+        r[t] = data[lo + t] - offset - other_bias[j]
+
+
 @njit(cache=True, fastmath=_FASTMATH_REDUCE)
-def _apply_normal(indptr, indices, other, row, K, joint, lam, lam_b, p, out):
-    """``out = (Z^T Z + Lambda) p`` for the row's ``Z = [v_j, (1)]``, without forming Z^T Z."""
-    D = K + 1 if joint else K
+def _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, resident,
+                 v, residual, X, r, q, tmp, out):
+    """One pass over the row's ratings: ``out = Z^T (r - Z v)`` if ``residual`` else
+    ``out = Z^T Z v``, with ``Z = [v_j, (1)]`` -- two BLAS matrix-vector products per chunk.
+
+    ``resident``: the whole row is already gathered in ``X, r`` (it fits one chunk), so the
+    passes after the first cost no gather.
+    """
+    K = other.shape[1]
+    start = indptr[row]
+    n = indptr[row + 1] - start
+    CH = X.shape[0]
     zero = out.dtype.type(0.0)
-    for a in range(D):
+    for a in range(K + 1):
         out[a] = zero
-    for q in range(indptr[row], indptr[row + 1]):
-        j = indices[q]
-        s = p[K] if joint else zero
+    vb = v[K] if joint else zero
+    for lo in range(start, start + n, CH):
+        m = min(CH, start + n - lo)
+        if not resident:
+            _gather_chunk(indices, data, other, other_bias, offset, lo, m, X, r)
+        Xm = X[:m]
+        qm = q[:m]
+        np.dot(Xm, v[:K], qm)
+        s = zero
+        for t in range(m):
+            qt = r[t] - qm[t] - vb if residual else qm[t] + vb
+            qm[t] = qt
+            s += qt
+        np.dot(Xm.T, qm, tmp[:K])
         for k in range(K):
-            s += other[j, k] * p[k]
-        for k in range(K):
-            out[k] += s * other[j, k]
-        if joint:
-            out[K] += s
-    for k in range(K):
-        out[k] += lam * p[k]
-    if joint:
-        out[K] += lam_b * p[K]
+            out[k] += tmp[k]
+        out[K] += s
 
 
 @njit(cache=True, fastmath=_FASTMATH_REDUCE)
 def _cg_one_row(
     indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg, count_bias,
-    joint, cg_steps, row, factors, bias, x, res, p, Ap,
+    joint, cg_steps, row, factors, bias, X, r, q, tmp, x, res, p, Ap,
 ):
     """A few conjugate-gradient steps on one row's normal equations, warm-started."""
     K = factors.shape[1]
@@ -261,33 +288,26 @@ def _cg_one_row(
 
     if not joint:  # the bias exactly, as in the Cholesky path, then CG on u alone
         s = zero
-        for q in range(start, start + n):
-            j = indices[q]
+        for q_ in range(start, start + n):
+            j = indices[q_]
             dot = zero
             for k in range(K):
                 dot += factors[row, k] * other[j, k]
-            s += data[q] - mu - other_bias[j] - dot
+            s += data[q_] - mu - other_bias[j] - dot
         b_row = s / (dt(n) + lam_b)
         bias[row] = b_row
     else:
         b_row = zero
+    offset = mu + b_row
+    resident = n <= X.shape[0]
+    if resident:
+        _gather_chunk(indices, data, other, other_bias, offset, start, n, X, r)
 
     for k in range(K):
         x[k] = factors[row, k]
-    if joint:
-        x[K] = bias[row]
-    # res = Z^T r - (Z^T Z + Lambda) x, in one pass: sum_t (r_t - z_t.x) z_t - Lambda x
-    for a in range(D):
-        res[a] = zero
-    for q in range(start, start + n):
-        j = indices[q]
-        e = data[q] - mu - other_bias[j] - b_row - (x[K] if joint else zero)
-        for k in range(K):
-            e -= other[j, k] * x[k]
-        for k in range(K):
-            res[k] += e * other[j, k]
-        if joint:
-            res[K] += e
+    x[K] = bias[row] if joint else zero
+    _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, resident,
+                 x, True, X, r, q, tmp, res)
     for k in range(K):
         res[k] -= lam * x[k]
     if joint:
@@ -297,10 +317,17 @@ def _cg_one_row(
     for a in range(D):
         p[a] = res[a]
         rs_old += res[a] * res[a]
+    if not joint:
+        p[K] = zero
     for _ in range(cg_steps):
         if not rs_old > 0.0:  # converged exactly (or NaN, which the caller's guard reports)
             break
-        _apply_normal(indptr, indices, other, row, K, joint, lam, lam_b, p, Ap)
+        _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, resident,
+                     p, False, X, r, q, tmp, Ap)
+        for k in range(K):
+            Ap[k] += lam * p[k]
+        if joint:
+            Ap[K] += lam_b * p[K]
         pAp = zero
         for a in range(D):
             pAp += p[a] * Ap[a]
@@ -330,9 +357,10 @@ def solve_rows_cg(
 ):
     """One ALS half-step by conjugate gradient: ``cg_steps`` steps per row, warm-started.
 
-    Same arguments, objective and outputs as :func:`solve_rows`, plus ``cg_steps``. The
-    product ``(Z^T Z + Lambda) p`` is computed from the row's ratings directly, so each step
-    costs ``O(n_i K)`` instead of the ``O(n_i K^2)`` of forming the Gram matrix. It is not an
+    Same arguments, objective and outputs as :func:`solve_rows`, plus ``cg_steps``. The row's
+    factors are gathered once into contiguous scratch and ``(Z^T Z + Lambda) p`` is computed
+    as two BLAS matrix-vector products, ``Z^T (Z p)``, never forming the Gram matrix: each step
+    costs ``O(n_i K)`` instead of ``O(n_i K^2)``. It is not an
     exact block minimizer: a step never increases ``J`` for that row (CG decreases the
     quadratic monotonically), but a few steps stop short of the minimum, which the next
     iteration continues from.
@@ -344,7 +372,15 @@ def solve_rows_cg(
     K = factors.shape[1]
     dt = factors.dtype
     failed = np.zeros(n_tasks, dtype=np.int64)
+    longest = 0
+    for q in range(order.shape[0]):
+        longest = max(longest, indptr[order[q] + 1] - indptr[order[q]])
+    chunk = min(max(longest, 1), _CG_RESIDENT)
     for task in prange(n_tasks):
+        X = np.empty((chunk, K), dtype=dt)
+        r = np.empty(chunk, dtype=dt)
+        qv = np.empty(chunk, dtype=dt)
+        tmp = np.empty(K + 1, dtype=dt)
         x = np.empty(K + 1, dtype=dt)
         res = np.empty(K + 1, dtype=dt)
         p = np.empty(K + 1, dtype=dt)
@@ -353,7 +389,7 @@ def solve_rows_cg(
             row = order[q]
             ok = _cg_one_row(
                 indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg,
-                count_bias, joint, cg_steps, row, factors, bias, x, res, p, Ap,
+                count_bias, joint, cg_steps, row, factors, bias, X, r, qv, tmp, x, res, p, Ap,
             )
             if not ok:
                 failed[task] += 1
