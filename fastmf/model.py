@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import numbers
@@ -17,7 +18,8 @@ import numpy as np
 from fastmf._solver import SOLVERS, ALSProblem, Config, check_half_step, row_order
 from fastmf._threads import thread_limits
 from fastmf.kernels import predict_pairs, solve_rows, top_n
-from fastmf.ratings import Ratings, as_ratings, lookup
+from fastmf.persist import load_checkpoint, save_checkpoint
+from fastmf.ratings import Ratings, as_ratings, lookup, show
 
 logger = logging.getLogger("fastmf")
 
@@ -194,6 +196,9 @@ class BiasedALS:
         validation: Any = None,
         early_stopping_rounds: int | None = None,
         callback: Callable[[int, BiasedALS], Any] | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = True,
     ) -> BiasedALS:
         """Fit the model to observed ratings.
 
@@ -217,6 +222,20 @@ class BiasedALS:
         callback : callable, optional
             Called as ``callback(iteration, model)`` after each iteration, with
             ``model.loss_curve_`` up to date; returning True stops the fit.
+        checkpoint : path-like, optional
+            Save the fit's state (factors, curves, iteration) to this file every
+            ``checkpoint_every`` iterations and at the end, atomically.
+        checkpoint_every : int, optional
+            Iterations between checkpoints (default: only at the end).
+        resume : bool, default=True
+            If ``checkpoint`` exists, continue from it instead of starting afresh. The
+            checkpoint must come from the same data and hyper-parameters (``n_iter`` and
+            ``n_jobs`` may differ); the result is then identical to an uninterrupted fit.
+
+        Notes
+        -----
+        A ``KeyboardInterrupt`` during the fit restores the factors of the last completed
+        iteration (``n_iter_`` says which) before it propagates, so the model stays usable.
 
         Returns
         -------
@@ -256,36 +275,75 @@ class BiasedALS:
         self._rated_indptr, self._rated_indices = problem.csr[0], problem.csr[1]
         losses: list[float] = []
         val_curve: list[float] = []
-        best = None  # (rmse, iteration, snapshot)
+        best = None  # (rmse, iteration, (U, V, b, c)) of the best validation RMSE so far
         self.loss_curve_ = np.zeros(0)
         self.validation_curve_ = None if val is None else np.zeros(0)
         self.n_iter_ = 0
+        if checkpoint_every is not None:
+            checkpoint_every = _positive_int(checkpoint_every, "checkpoint_every")
+        fingerprint = None
+        if checkpoint is not None:
+            fingerprint = _data_fingerprint(problem, ratings)
+            if resume and Path(checkpoint).exists():
+                state = load_checkpoint(checkpoint, fingerprint, self._resume_params())
+                U[...], V[...], b[...], c[...] = state["factors"]
+                losses = list(state["loss_curve"])
+                val_curve = list(state["validation_curve"])
+                best = state["best"]
+                self.n_iter_ = len(losses)
+                self.loss_curve_ = np.asarray(losses, dtype=np.float64)
+                if val is not None:
+                    self.validation_curve_ = np.asarray(val_curve, dtype=np.float64)
+                logger.info(f"resumed from {checkpoint} at iteration {self.n_iter_}")
+
+        def save_state() -> None:
+            save_checkpoint(checkpoint, fingerprint, self._resume_params(), (U, V, b, c),
+                            losses, val_curve, best)
 
         with thread_limits(self.n_jobs) as n_threads:
-            for it in range(self.n_iter):
-                t0 = time.perf_counter()
-                problem.step(U, b, V, c, n_threads, it)
-                loss = problem.loss(U, b, V, c)
-                losses.append(loss)
-                self.loss_curve_ = np.asarray(losses, dtype=np.float64)
-                self.n_iter_ = it + 1
-                msg = f"iteration {it + 1}: loss {loss:.6g}"
-                if val is not None:
-                    rmse = self._rmse_index(*val)
-                    val_curve.append(rmse)
-                    self.validation_curve_ = np.asarray(val_curve, dtype=np.float64)
-                    msg += f", validation RMSE {rmse:.5f}"
-                    if best is None or rmse < best[0]:
-                        best = (rmse, it + 1, (U.copy(), V.copy(), b.copy(), c.copy()))
-                    elif (
-                        early_stopping_rounds is not None
-                        and it + 1 - best[1] >= early_stopping_rounds
-                    ):
-                        logger.info(msg + f"; early stop, best iteration {best[1]}")
+            it = self.n_iter_
+            snapshot = None
+            try:
+                while it < self.n_iter:
+                    t0 = time.perf_counter()
+                    # A Ctrl-C lands between kernel calls; keep the last complete iteration.
+                    snapshot = (U.copy(), V.copy(), b.copy(), c.copy())
+                    problem.step(U, b, V, c, n_threads, it)
+                    loss = problem.loss(U, b, V, c)
+                    losses.append(loss)
+                    self.loss_curve_ = np.asarray(losses, dtype=np.float64)
+                    self.n_iter_ = it = it + 1
+                    snapshot = None
+                    msg = f"iteration {it}: loss {loss:.6g}"
+                    stop = False
+                    if val is not None:
+                        rmse = self._rmse_index(*val)
+                        val_curve.append(rmse)
+                        self.validation_curve_ = np.asarray(val_curve, dtype=np.float64)
+                        msg += f", validation RMSE {rmse:.5f}"
+                        if best is None or rmse < best[0]:
+                            best = (rmse, it, (U.copy(), V.copy(), b.copy(), c.copy()))
+                        elif (
+                            early_stopping_rounds is not None
+                            and it - best[1] >= early_stopping_rounds
+                        ):
+                            msg += f"; early stop, best iteration {best[1]}"
+                            stop = True
+                    logger.info(msg + f" ({time.perf_counter() - t0:.3f} s)")
+                    if checkpoint is not None and checkpoint_every and it % checkpoint_every == 0:
+                        save_state()
+                    if stop or (callback is not None and callback(it, self)):
                         break
-                logger.info(msg + f" ({time.perf_counter() - t0:.3f} s)")
-                if callback is not None and callback(it + 1, self):
-                    break
+            except KeyboardInterrupt:
+                if snapshot is not None:
+                    U[...], V[...], b[...], c[...] = snapshot
+                logger.warning(
+                    f"fit interrupted; the model holds iteration {self.n_iter_}"
+                    + (f", checkpoint in {checkpoint}" if checkpoint is not None else "")
+                )
+                raise
+        if checkpoint is not None:
+            save_state()
 
         if early_stopping_rounds is not None and best is not None and best[1] != self.n_iter_:
             U[...], V[...], b[...], c[...] = best[2]
@@ -325,7 +383,7 @@ class BiasedALS:
             for kind, idx, ids in (("user", ui, u_arr), ("item", ii, i_arr)):
                 if (idx < 0).any():
                     k = int(np.flatnonzero(idx < 0)[0])
-                    raise KeyError(f"unknown {kind} id {_show(ids[k])} (at position {k})")
+                    raise KeyError(f"unknown {kind} id {show(ids[k])} (at position {k})")
         return self._predict_index(ui, ii, unseen)
 
     def recommend(
@@ -375,7 +433,7 @@ class BiasedALS:
             if unseen != "raise":
                 raise ValueError(f"unseen must be 'bias' or 'raise', got {unseen!r}")
             k = int(np.flatnonzero(ui < 0)[0])
-            raise KeyError(f"unknown user id {_show(u_arr[k])} (at position {k})")
+            raise KeyError(f"unknown user id {show(u_arr[k])} (at position {k})")
         dt = self.user_factors_.dtype
         known = ui >= 0
         Q = np.zeros((len(ui), self.user_factors_.shape[1]), dtype=dt)
@@ -557,6 +615,15 @@ class BiasedALS:
             dtype=dtype, solver=self.solver, cg_steps=cg_steps,
         )
 
+    def _resume_params(self) -> dict[str, Any]:
+        """The parameters a checkpoint must share with the fit that resumes it."""
+        p = {k: (v.item() if isinstance(v, np.generic) else v)
+             for k, v in self.get_params().items() if k not in ("n_iter", "n_jobs")}
+        p["dtype"] = np.dtype(p["dtype"]).name
+        if not (p["random_state"] is None or isinstance(p["random_state"], int)):
+            p["random_state"] = None
+        return p
+
     def _initial_factors(self, given, n, K, dt, counts, name, rng):
         if given is None:
             F = (rng.standard_normal((n, K)) / K).astype(dt)
@@ -611,7 +678,7 @@ def _similar(F: np.ndarray, ids: np.ndarray, query: Any, n: int, kind: str):
     n = min(_positive_int(n, "n"), len(ids) - 1)
     q = lookup(ids, [query])[0]
     if q < 0:
-        raise KeyError(f"unknown {kind} id {_show(query)}")
+        raise KeyError(f"unknown {kind} id {show(query)}")
     norms = np.sqrt(np.einsum("ij,ij->i", F.astype(np.float64), F.astype(np.float64)))
     # zero vectors (rows never fitted) get similarity 0 instead of NaN
     unit = (F / np.where(norms > 0, norms, 1.0)[:, None]).astype(F.dtype)
@@ -621,6 +688,19 @@ def _similar(F: np.ndarray, ids: np.ndarray, query: Any, n: int, kind: str):
     top_n(unit[q : q + 1], zeros[:1], unit, zeros, np.array([0, 1], dtype=np.int64),
           np.array([q], dtype=np.int32), max(n, 0), out_index, out_score)
     return ids[out_index[0]], out_score[0]
+
+
+def _data_fingerprint(problem: ALSProblem, ratings: Ratings) -> str:
+    """SHA-256 of the training data as the kernels see it, ids included."""
+    h = hashlib.sha256()
+    for a in (*problem.csr,):
+        h.update(np.ascontiguousarray(a).tobytes())
+    for ids in (ratings.user_ids, ratings.item_ids):
+        if ids.dtype == object:
+            h.update("\x00".join(map(repr, ids)).encode())
+        else:
+            h.update(str(ids.dtype).encode() + np.ascontiguousarray(ids).tobytes())
+    return h.hexdigest()
 
 
 def _init_rngs(random_state) -> tuple[np.random.Generator, np.random.Generator]:
@@ -651,11 +731,6 @@ def _nonnegative(value, name: str) -> float:
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
     return float(value)
-
-
-def _show(value) -> str:
-    """``repr`` of an id without numpy's scalar wrapper (999, not np.int64(999))."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _same(a, b) -> bool:

@@ -171,3 +171,59 @@ def load(path: str | os.PathLike) -> Any:
     model.global_mean_ = float(meta["global_mean"])
     model.n_iter_ = int(meta["n_iter"])
     return model
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+
+CHECKPOINT_FORMAT = "fastmf-checkpoint"
+
+
+def save_checkpoint(path, fingerprint: str, params: dict, factors, losses, val_curve,
+                    best) -> None:
+    """Write a fit's state atomically (temporary file, then rename)."""
+    U, V, b, c = factors
+    arrays = {"U": U, "V": V, "b": b, "c": c,
+              "loss_curve": np.asarray(losses, dtype=np.float64),
+              "validation_curve": np.asarray(val_curve, dtype=np.float64)}
+    meta = {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION,
+            "fingerprint": fingerprint, "params": params, "best": None}
+    if best is not None:
+        meta["best"] = {"rmse": best[0], "iteration": best[1]}
+        arrays.update(best_U=best[2][0], best_V=best[2][1], best_b=best[2][2],
+                      best_c=best[2][3])
+    meta["digest"] = _digest(arrays)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, metadata=np.array(json.dumps(meta)), **arrays)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, fingerprint: str, params: dict) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` for the same data and parameters."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(str(npz["metadata"][()]))
+            arrays = {k: npz[k] for k in npz.files if k != "metadata"}
+    except Exception as exc:
+        raise ModelFileError(f"{path}: not a readable fastmf checkpoint ({exc})") from None
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ModelFileError(f"{path}: not a fastmf checkpoint")
+    if meta.get("digest") != _digest(arrays):
+        raise ModelFileError(f"{path}: the checkpoint was modified or corrupted")
+    if meta.get("fingerprint") != fingerprint:
+        raise ValueError(f"{path} is a checkpoint of different training data; "
+                         "delete it or pass resume=False")
+    if meta.get("params") != params:
+        diff = sorted(k for k in set(params) | set(meta.get("params", {}))
+                      if params.get(k) != meta.get("params", {}).get(k))
+        raise ValueError(f"{path} was written with other hyper-parameters ({', '.join(diff)}); "
+                         "delete it or pass resume=False")
+    best = None
+    if meta.get("best") is not None:
+        best = (meta["best"]["rmse"], meta["best"]["iteration"],
+                (arrays["best_U"], arrays["best_V"], arrays["best_b"], arrays["best_c"]))
+    return {"factors": (arrays["U"], arrays["V"], arrays["b"], arrays["c"]),
+            "loss_curve": arrays["loss_curve"], "validation_curve": arrays["validation_curve"],
+            "best": best}

@@ -56,8 +56,8 @@ class Ratings:
     ) -> None:
         if duplicates not in _DUPLICATES:
             raise ValueError(f"duplicates must be one of {_DUPLICATES}, got {duplicates!r}")
-        users = _as_id_array(users, "users")
-        items = _as_id_array(items, "items")
+        users = _as_id_array(users, "user")
+        items = _as_id_array(items, "item")
         values = _as_rating_array(ratings)
         if not (len(users) == len(items) == len(values)):
             raise ValueError(
@@ -204,20 +204,28 @@ def as_ratings(X: Any) -> Ratings:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _as_id_array(ids, name: str) -> np.ndarray:
+def show(value) -> str:
+    """``repr`` of a value for a message, without numpy's scalar wrapper (2.5, not
+    np.float64(2.5))."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _as_id_array(ids, kind: str) -> np.ndarray:
     arr = np.asarray(ids)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+        raise ValueError(f"{kind} ids must be 1-D, got shape {arr.shape}")
     if arr.dtype.kind == "f":
         bad = ~np.isfinite(arr) | (arr != np.round(arr))
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"{name} ids must be integers or labels; row {k} has {arr[k]!r}")
+            raise ValueError(
+                f"{kind} ids must be integers or labels; row {k} has {show(arr[k])}"
+            )
         arr = arr.astype(np.int64)
     if arr.dtype.kind == "O":
         for k, v in enumerate(arr):
             if v is None or (isinstance(v, float) and not np.isfinite(v)):
-                raise ValueError(f"{name} id missing at row {k}: {v!r}")
+                raise ValueError(f"{kind} id missing at row {k}: {show(v)}")
     return arr
 
 
@@ -225,6 +233,8 @@ def _as_rating_array(ratings) -> np.ndarray:
     arr = np.asarray(ratings)
     if arr.ndim != 1:
         raise ValueError(f"ratings must be 1-D, got shape {arr.shape}")
+    if arr.dtype.kind == "b":
+        raise TypeError("ratings must be numbers, got booleans")
     if arr.dtype.kind not in "biuf":
         try:
             conv = arr.astype(np.float64)
@@ -233,7 +243,7 @@ def _as_rating_array(ratings) -> np.ndarray:
                 try:
                     float(v)
                 except (TypeError, ValueError):
-                    raise ValueError(f"ratings must be numeric; row {k} has {v!r}") from None
+                    raise ValueError(f"ratings must be numeric; row {k} has {show(v)}") from None
             raise
         arr = conv
     values = arr.astype(np.float64)  # always a copy: the caller's array is never touched
@@ -241,7 +251,8 @@ def _as_rating_array(ratings) -> np.ndarray:
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"ratings must be finite; row {k} has {arr[k]!r} ({int(bad.sum())} bad row(s) in all)"
+            f"ratings must be finite; row {k} has {show(arr[k])} "
+            f"({int(bad.sum())} bad row(s) in all)"
         )
     return values
 
@@ -265,7 +276,7 @@ def _encode(ids: np.ndarray, universe, kind: str) -> tuple[np.ndarray, np.ndarra
     found = (uniq[pos] == ids) if len(uniq) else np.zeros(len(ids), bool)
     if not np.all(found):
         k = int(np.flatnonzero(~found)[0])
-        raise ValueError(f"{kind} id {ids[k]!r} at row {k} is not in {kind}_ids")
+        raise ValueError(f"{kind} id {show(ids[k])} at row {k} is not in {kind}_ids")
     return uniq, pos.astype(np.int64)
 
 
@@ -275,7 +286,7 @@ def _canonical(uidx, iidx, values, duplicates, user_ids, item_ids):
     for idx, n, kind in ((uidx, M, "user"), (iidx, N, "item")):
         if len(idx) and (idx.min() < 0 or idx.max() >= n):
             k = int(np.flatnonzero((idx < 0) | (idx >= n))[0])
-            raise ValueError(f"{kind} index {idx[k]} at row {k} is outside 0..{n - 1}")
+            raise ValueError(f"{kind} index {show(idx[k])} at row {k} is outside 0..{n - 1}")
     if max(M, N) > np.iinfo(np.int32).max:
         raise ValueError(f"at most 2**31-1 users and items are supported, got {M} x {N}")
     order = np.lexsort((iidx, uidx))
@@ -285,7 +296,7 @@ def _canonical(uidx, iidx, values, duplicates, user_ids, item_ids):
         if duplicates == "raise":
             k = int(np.flatnonzero(dup)[0])
             raise ValueError(
-                f"duplicate rating for (user {user_ids[u[k]]!r}, item {item_ids[i[k]]!r}) "
+                f"duplicate rating for (user {show(user_ids[u[k]])}, item {show(item_ids[i[k]])}) "
                 f"({int(dup.sum())} duplicate(s) in all); pass duplicates='mean' or 'last'"
             )
         first = np.concatenate([[True], ~dup])

@@ -42,15 +42,22 @@ def _cholesky_solve(G, D, x):
     rows disjoint). Row ``D`` -- the right-hand side, by symmetry of ``X^T X`` -- is never
     overwritten. Then ``L y = rhs`` and ``L^T x = y`` into ``x[:D]``.
 
-    Returns False (``x`` undefined) when a pivot is not positive, i.e. the system is not
-    numerically positive definite.
+    Returns False (``x`` undefined) when a pivot is not above ``eps`` times the largest
+    diagonal entry, i.e. the system is not numerically positive definite.
     """
     one = G.dtype.type(1.0)
+    # A pivot below eps * (largest diagonal entry) means the matrix is singular to working
+    # precision: whether rounding leaves such a pivot at +1e-16 or -1e-16 must not decide
+    # between a failure report and garbage factors.
+    biggest = G.dtype.type(0.0)
+    for j in range(D):
+        biggest = max(biggest, G[j, j])
+    tol = np.finfo(G.dtype).eps * biggest
     for j in range(D):
         s = G[j, j]
         for k in range(j):
             s -= G[j, k] * G[j, k]
-        if not s > 0.0:  # also catches NaN
+        if not s > tol:  # also catches NaN
             return False
         d = np.sqrt(s)
         G[j, j] = d
