@@ -2,10 +2,10 @@
 
     python bench/peak_rss.py [--variant 10m] [--factors 32]
 
-Generates the synthetic set in a first process and saves the triples; a fresh process loads
-them into a Ratings, notes its resident set size, fits 3 iterations and reports the peak RSS
-(``VmHWM``, reset after loading) against the size of what the fit must hold: CSR + CSC arrays plus the
-factors and biases.
+Generates the synthetic set in a first process and saves the triples; a fresh process
+loads them into a Ratings, notes its resident set size, fits 3 iterations and reports the
+peak RSS (``VmHWM``, reset after loading) against the size of what the fit must hold: CSR + CSC
+arrays plus the factors and biases.
 """
 
 import argparse

@@ -84,7 +84,7 @@ def _gram_phase(indptr, indices, data, other, other_bias, mu, order, n_tasks):
         G = np.empty((width, width), dtype=other.dtype)
         T = np.empty((width, width), dtype=other.dtype)
         for q in range(task, order.shape[0], n_tasks):
-            _gather_gram(indptr, indices, data, other, other_bias, mu, True, order[q], X, G, T)
+            _gather_gram(indptr, indices, data, other, other_bias, mu, order[q], X, G, T)
 
 
 @pytest.mark.parametrize("K", [32, 64])

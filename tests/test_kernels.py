@@ -273,3 +273,28 @@ def test_cg_on_a_row_longer_than_its_resident_scratch():
     Z = np.hstack([other, np.ones((n, 1))])
     want = np.linalg.solve(Z.T @ Z + 0.5 * np.eye(K + 1), Z.T @ vals)
     np.testing.assert_allclose(np.r_[F[0], bias], want, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_summed_block_statistics_solve_like_solve_rows(small, config):
+    """The distributed item step: statistics of user blocks, summed, then solved."""
+    from fastmf.kernels import normal_equations, solve_normal_equations
+
+    csr, csc, U, V, b, c, mu = _setup(small, 4, np.float64)
+    reg, reg_bias, cr, cb, joint = _args(config, 0.3, 0.2)
+    want_V, want_c = V.copy(), c.copy()
+    _step(csc, U, b, mu, reg, reg_bias, cr, cb, joint, want_V, want_c)
+    # split the users into two blocks; each block's local CSC covers all items
+    stats = np.zeros((small.n_items, 6, 6))
+    for lo, hi in [(0, 17), (17, small.n_users)]:
+        sub = small.subset((small.user_index >= lo) & (small.user_index < hi))
+        bindptr, bindices, bdata = sub.to_csc(np.float64)
+        part = np.empty((small.n_items, 6, 6))
+        normal_equations(bindptr, bindices, bdata, U, b, mu, np.arange(small.n_items), 2, part)
+        stats += part
+    counts = np.diff(csc[0])
+    got_V, got_c = V.copy(), c.copy()
+    assert solve_normal_equations(stats, counts, reg, reg_bias, cr, cb, joint, 2, got_V,
+                                  got_c) == 0
+    np.testing.assert_allclose(got_V, want_V, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(got_c, want_c, rtol=1e-10, atol=1e-13)

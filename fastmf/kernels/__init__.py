@@ -4,8 +4,21 @@ No classes, no scipy objects, no I/O. Outputs are preallocated arrays written in
 return value is at most a scalar diagnostic.
 """
 
-from fastmf.kernels.als import solve_rows, solve_rows_cg
+from fastmf.kernels.als import (
+    normal_equations,
+    solve_normal_equations,
+    solve_rows,
+    solve_rows_cg,
+)
 from fastmf.kernels.objective import objective, predict_pairs
 from fastmf.kernels.topn import top_n
 
-__all__ = ["objective", "predict_pairs", "solve_rows", "solve_rows_cg", "top_n"]
+__all__ = [
+    "normal_equations",
+    "objective",
+    "predict_pairs",
+    "solve_normal_equations",
+    "solve_rows",
+    "solve_rows_cg",
+    "top_n",
+]

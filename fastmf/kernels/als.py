@@ -5,11 +5,13 @@ arrays (users x items) with the item factors as "the other side", the item step 
 kernel over the CSC arrays with the user factors. See DESIGN.md sections 1 and 3.
 
 Per row, the other side's factors are gathered into a contiguous per-task block
-``X[t] = [v_j, 1, r_t]`` (``r_t = A_ij - mu - c_j``; the constant column only for the joint bias
-update), and one ``X^T X`` product -- BLAS, pinned to one thread by the caller -- yields the
-Gram matrix, the bias cross terms, the rating count and the right-hand side together. A
-hand-written Cholesky on the same scratch then solves the ``K+1`` (or ``K``) system with the
-the right-hand side carried along. DESIGN.md section 3 has the cost model.
+``X[t] = [v_j, 1, r_t]`` (``r_t = A_ij - mu - c_j``), and one ``X^T X`` product -- BLAS,
+pinned to one thread by the caller -- yields the row's sufficient statistics at once: the Gram
+matrix, the bias cross terms, the rating count and the right-hand side. A hand-written
+Cholesky on the same scratch solves the ``K+1`` (joint) or ``K`` (sequential) system. The
+statistics are additive over ratings, which is what the distributed item step sums across
+user blocks (:func:`normal_equations`, :func:`solve_normal_equations`). DESIGN.md section 3
+has the cost model.
 """
 
 import numpy as np
@@ -81,14 +83,15 @@ def _cholesky_solve(G, D, x):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _gather_gram(indptr, indices, data, other, other_bias, offset, joint, row, X, G, T):
-    """``G = X^T X`` for the row's gathered block ``X[t] = [v_j, (1,) A_ij - offset - c_j]``.
+def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T):
+    """``G = X^T X`` for the row's gathered block ``X[t] = [v_j, 1, A_ij - offset - c_j]``.
 
-    ``X`` has ``K + 2`` (joint) or ``K + 1`` columns and at most ``X.shape[0]`` rows per BLAS
-    call; longer rows are accumulated chunk by chunk through ``T``.
+    ``X`` has ``K + 2`` columns and at most ``X.shape[0]`` rows per BLAS call; longer rows are
+    accumulated chunk by chunk through ``T``. ``G`` then holds, with ``r' = A - offset - c``:
+    ``G[:K, :K] = sum v v^T``, ``G[:K, K] = sum v``, ``G[K, K] = n``, ``G[:K, K+1] = sum r' v``,
+    ``G[K, K+1] = sum r'`` (and the symmetric entries).
     """
     K = other.shape[1]
-    D = X.shape[1] - 1
     start = indptr[row]
     n = indptr[row + 1] - start
     CH = X.shape[0]
@@ -98,66 +101,65 @@ def _gather_gram(indptr, indices, data, other, other_bias, offset, joint, row, X
             j = indices[lo + t]
             for k in range(K):
                 X[t, k] = other[j, k]
-            if joint:
-                X[t, K] = 1.0
-            X[t, D] = data[lo + t] - offset - other_bias[j]
+            X[t, K] = 1.0
+            X[t, K + 1] = data[lo + t] - offset - other_bias[j]
         Xm = X[:m]
         if lo == start:
             np.dot(Xm.T, Xm, G)
         else:  # rows longer than the scratch: accumulate chunk by chunk
             np.dot(Xm.T, Xm, T)
-            for a in range(D + 1):
-                for c in range(D + 1):
+            for a in range(K + 2):
+                for c in range(K + 2):
                     G[a, c] += T[a, c]
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _solve_one_row(
-    indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg, count_bias,
-    joint, row, factors, bias, X, G, T, x,
-):
-    """Exact block update of one row; see :func:`solve_rows`. Returns False on failure.
+def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current, S, x):
+    """Exact block update of one row from its ``(K+2)^2`` statistics ``G`` (see _gather_gram).
 
-    The gathered block is ``X[t] = [v_j, 1, r_t]`` (joint) or ``[v_j, r_t]`` (sequential), so a
-    single ``X^T X`` (BLAS, one thread) yields the Gram matrix, the bias cross terms, the
-    rating count and the right-hand side at once.
+    ``joint``: ``(u, b)`` from ``(G[:K+1, :K+1] + diag(lam, .., lam, lam_b)) [u; b] =
+    G[K+1, :K+1]``. Sequential (the tutorial's order): first ``b = (sum r' - current . sum v)
+    / (n + lam_b)`` with the row's ``current`` factors, then ``(sum v v^T + lam I) u =
+    sum r' v - b sum v``. ``G`` is overwritten; ``S`` is ``(K+1, K+1)`` scratch.
+
+    Returns ``(ok, b)``; the factors are in ``x[:K]``. ``ok`` is False when the system is not
+    positive definite.
     """
-    K = factors.shape[1]
-    start = indptr[row]
-    n = indptr[row + 1] - start
-    dt = factors.dtype.type
-    zero = dt(0.0)
+    K = G.shape[0] - 2
+    dt = G.dtype.type
     lam = reg * dt(n) if count_reg else reg
     lam_b = reg_bias * dt(n) if count_bias else reg_bias
-    D = K + 1 if joint else K  # size of the system; column D of X holds r_t
-
-    if not joint:
-        # Sequential (tutorial) order: the bias first, with this row's current factors.
-        s = zero
-        for p in range(start, start + n):
-            j = indices[p]
-            dot = zero
-            for k in range(K):
-                dot += factors[row, k] * other[j, k]
-            s += data[p] - mu - other_bias[j] - dot
-        b_row = s / (dt(n) + lam_b)
-        bias[row] = b_row
-    else:
-        b_row = zero
-
-    _gather_gram(indptr, indices, data, other, other_bias, mu + b_row, joint, row, X, G, T)
-    for k in range(K):
-        G[k, k] += lam
     if joint:
+        for k in range(K):
+            G[k, k] += lam
         G[K, K] += lam_b
-
-    if not _cholesky_solve(G, D, x):
-        return False
+        ok = _cholesky_solve(G, K + 1, x)
+        return ok, x[K]
+    s = G[K, K + 1]
     for k in range(K):
-        factors[row, k] = x[k]
-    if joint:
-        bias[row] = x[K]
-    return True
+        s -= current[k] * G[k, K]
+    b = s / (dt(n) + lam_b)
+    for a in range(K):
+        for c in range(a + 1):
+            S[a, c] = G[a, c]
+        S[a, a] += lam
+        S[K, a] = G[K + 1, a] - b * G[K, a]
+    ok = _cholesky_solve(S, K, x)
+    return ok, b
+
+
+@njit(cache=True)
+def _write_row(ok, b, x, row, factors, bias):
+    """Store a solved row, or NaN when its system was not positive definite."""
+    K = factors.shape[1]
+    if ok:
+        for k in range(K):
+            factors[row, k] = x[k]
+        bias[row] = b
+    else:
+        for k in range(K):
+            factors[row, k] = np.nan
+        bias[row] = np.nan
 
 
 @njit(parallel=True, cache=True)
@@ -207,27 +209,85 @@ def solve_rows(
     longest = 0
     for q in range(order.shape[0]):
         longest = max(longest, indptr[order[q] + 1] - indptr[order[q]])
-    width = K + 2 if joint else K + 1  # [v_j, (1,) r_t]
-    chunk = min(max(longest, 1), max(8, _GEMM_SMALL // (width * width)))
+    chunk = min(max(longest, 1), max(8, _GEMM_SMALL // ((K + 2) * (K + 2))))
     for task in prange(n_tasks):
         # Scratch allocated once per task, never per row.
-        X = np.empty((chunk, width), dtype=dt)
-        G = np.empty((width, width), dtype=dt)
-        T = np.empty((width, width), dtype=dt)
-        x = np.empty(width, dtype=dt)
+        X = np.empty((chunk, K + 2), dtype=dt)
+        G = np.empty((K + 2, K + 2), dtype=dt)
+        T = np.empty((K + 2, K + 2), dtype=dt)
+        S = np.empty((K + 1, K + 1), dtype=dt)
+        x = np.empty(K + 1, dtype=dt)
         for q in range(task, order.shape[0], n_tasks):
             row = order[q]
-            ok = _solve_one_row(
-                indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg,
-                count_bias, joint, row, factors, bias, X, G, T, x,
-            )
+            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T)
+            ok, b = _solve_from_gram(G, indptr[row + 1] - indptr[row], reg, reg_bias,
+                                     count_reg, count_bias, joint, factors[row], S, x)
+            _write_row(ok, b, x, row, factors, bias)
             if not ok:
                 failed[task] += 1
-                for k in range(K):
-                    factors[row, k] = np.nan
-                bias[row] = np.nan
     total = 0
     for task in range(n_tasks):  # a plain loop: .sum() would become a parallel reduction
+        total += failed[task]
+    return total
+
+
+@njit(parallel=True, cache=True)
+def normal_equations(indptr, indices, data, other, other_bias, mu, rows, n_tasks, out):
+    """``out[q]`` = the ``(K+2)^2`` statistics of row ``rows[q]`` (see ``_gather_gram``).
+
+    The distributed item step computes these per user block and sums them per item: the sum
+    over blocks is the item's full statistics, which :func:`solve_normal_equations` solves.
+    Rows with no ratings get zeros. Races: none -- ``out[q]`` is written by one task.
+    """
+    K = other.shape[1]
+    dt = out.dtype
+    longest = 0
+    for q in range(rows.shape[0]):
+        longest = max(longest, indptr[rows[q] + 1] - indptr[rows[q]])
+    chunk = min(max(longest, 1), max(8, _GEMM_SMALL // ((K + 2) * (K + 2))))
+    for task in prange(n_tasks):
+        X = np.empty((chunk, K + 2), dtype=dt)
+        G = np.empty((K + 2, K + 2), dtype=dt)
+        T = np.empty((K + 2, K + 2), dtype=dt)
+        for q in range(task, rows.shape[0], n_tasks):
+            row = rows[q]
+            if indptr[row + 1] == indptr[row]:
+                out[q] = 0.0
+                continue
+            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T)
+            out[q] = G
+
+
+@njit(parallel=True, cache=True)
+def solve_normal_equations(
+    stats, counts, reg, reg_bias, count_reg, count_bias, joint, n_tasks, factors, bias,
+):
+    """Solve each row from summed statistics ``stats[r]`` (``(K+2)^2``) with ``counts[r]``
+    ratings, as :func:`solve_rows` would from the ratings themselves. Rows with no ratings
+    keep their factors. ``factors``/``bias`` hold the current values (used by the sequential
+    update) and receive the new ones. Returns the number of failed rows (set to NaN).
+
+    Races: none -- row ``r`` is written by the one task that owns it.
+    """
+    K = factors.shape[1]
+    dt = factors.dtype
+    R = factors.shape[0]
+    failed = np.zeros(n_tasks, dtype=np.int64)
+    for task in prange(n_tasks):
+        G = np.empty((K + 2, K + 2), dtype=dt)
+        S = np.empty((K + 1, K + 1), dtype=dt)
+        x = np.empty(K + 1, dtype=dt)
+        for r in range(task, R, n_tasks):
+            if counts[r] == 0:
+                continue
+            G[:, :] = stats[r]
+            ok, b = _solve_from_gram(G, counts[r], reg, reg_bias, count_reg, count_bias, joint,
+                                     factors[r], S, x)
+            _write_row(ok, b, x, r, factors, bias)
+            if not ok:
+                failed[task] += 1
+    total = 0
+    for task in range(n_tasks):
         total += failed[task]
     return total
 
