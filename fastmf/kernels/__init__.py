@@ -10,12 +10,14 @@ from fastmf.kernels.als import (
     solve_rows,
     solve_rows_cg,
 )
-from fastmf.kernels.objective import objective, predict_pairs
+from fastmf.kernels.objective import loss_rows, objective, penalty_rows, predict_pairs
 from fastmf.kernels.topn import top_n
 
 __all__ = [
+    "loss_rows",
     "normal_equations",
     "objective",
+    "penalty_rows",
     "predict_pairs",
     "solve_normal_equations",
     "solve_rows",

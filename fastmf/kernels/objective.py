@@ -16,6 +16,50 @@ def _penalty(factors, bias, row, n, reg, reg_bias, count_reg, count_bias):
 
 
 @njit(parallel=True, cache=True)
+def loss_rows(indptr, indices, data, U, b, V, c, mu, reg, reg_bias, count_reg, count_bias):
+    """``sum_i [sum_j (A_ij - mu - b_i - c_j - u_i.v_j)^2 + pen_i]`` over the CSR's rows.
+
+    The rows' share of ``J``: residuals plus the penalty of each row ``i`` (its count is its
+    number of ratings here). Accumulated in float64. Races: none -- per-row partial sums,
+    added in a fixed order afterwards.
+    """
+    M = U.shape[0]
+    K = U.shape[1]
+    part = np.zeros(M)
+    for i in prange(M):
+        s = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            dot = 0.0
+            for k in range(K):
+                dot += np.float64(U[i, k]) * np.float64(V[j, k])
+            e = np.float64(data[p]) - np.float64(mu) - np.float64(b[i]) - np.float64(c[j]) - dot
+            s += e * e
+        n = np.float64(indptr[i + 1] - indptr[i])
+        part[i] = s + _penalty(U, b, i, n, reg, reg_bias, count_reg, count_bias)
+    # A plain loop, not .sum(): inside a parallel function numba would turn .sum() into a
+    # parallel reduction whose rounding depends on the thread count.
+    total = 0.0
+    for i in range(M):
+        total += part[i]
+    return total
+
+
+@njit(parallel=True, cache=True)
+def penalty_rows(counts, F, bias, reg, reg_bias, count_reg, count_bias):
+    """``sum_j pen_j``: the penalty of each row of ``F``/``bias`` with ``counts[j]`` ratings."""
+    N = F.shape[0]
+    part = np.zeros(N)
+    for j in prange(N):
+        part[j] = _penalty(F, bias, j, np.float64(counts[j]), reg, reg_bias, count_reg,
+                           count_bias)
+    total = 0.0
+    for j in range(N):
+        total += part[j]
+    return total
+
+
+@njit(cache=True)
 def objective(
     indptr, indices, data, item_indptr, U, b, V, c, mu, reg, reg_bias, count_reg, count_bias,
 ):
@@ -34,36 +78,11 @@ def objective(
     -------
     float
         ``sum (A - mu - b_i - c_j - u_i.v_j)^2 + sum_i pen_i + sum_j pen_j``.
-
-    Races: none -- per-row partial sums, added in a fixed order afterwards.
     """
-    M = U.shape[0]
-    N = V.shape[0]
-    K = U.shape[1]
-    part_u = np.zeros(M)
-    for i in prange(M):
-        s = 0.0
-        for p in range(indptr[i], indptr[i + 1]):
-            j = indices[p]
-            dot = 0.0
-            for k in range(K):
-                dot += np.float64(U[i, k]) * np.float64(V[j, k])
-            e = np.float64(data[p]) - np.float64(mu) - np.float64(b[i]) - np.float64(c[j]) - dot
-            s += e * e
-        n = np.float64(indptr[i + 1] - indptr[i])
-        part_u[i] = s + _penalty(U, b, i, n, reg, reg_bias, count_reg, count_bias)
-    part_v = np.zeros(N)
-    for j in prange(N):
-        n = np.float64(item_indptr[j + 1] - item_indptr[j])
-        part_v[j] = _penalty(V, c, j, n, reg, reg_bias, count_reg, count_bias)
-    # A plain loop, not .sum(): inside a parallel function numba would turn .sum() into a
-    # parallel reduction whose rounding depends on the thread count.
-    total = 0.0
-    for i in range(M):
-        total += part_u[i]
-    for j in range(N):
-        total += part_v[j]
-    return total
+    users = loss_rows(indptr, indices, data, U, b, V, c, mu, reg, reg_bias, count_reg,
+                      count_bias)
+    item_counts = item_indptr[1:] - item_indptr[:-1]
+    return users + penalty_rows(item_counts, V, c, reg, reg_bias, count_reg, count_bias)
 
 
 @njit(parallel=True, cache=True)

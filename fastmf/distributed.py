@@ -1,0 +1,516 @@
+"""Distributed fit on Dask (``pip install 'fastmf[dask]'``): "stationary users".
+
+Users are split into contiguous blocks. Each block's ratings (a CSR and a local CSC) and its
+user factors live on one worker for the whole fit:
+
+* the **user step** is local: the single-machine kernel :func:`~fastmf.kernels.solve_rows`
+  runs unchanged on the block's CSR against the broadcast item factors;
+* the **item step** has each block compute, for every item it touches, the item's sufficient
+  statistics over the block's users (:func:`~fastmf.kernels.normal_equations`, a
+  ``(K+2)^2`` matrix per item); these are summed per item block and solved
+  (:func:`~fastmf.kernels.solve_normal_equations`), and the new item factors are broadcast.
+
+Per iteration the traffic is ``n_blocks * (items touched) * (K+2)^2`` numbers up and
+``n_blocks * n_items * (K+1)`` down: it does not grow with the number of users or ratings.
+
+Ids are encoded by a distributed sort (Dask ``set_index``) into contiguous indices in sorted
+id order, the order a single-machine fit uses, and the default initial factors are drawn per
+id from a counter-based hash, so the result does not depend on the number of blocks. State
+is checkpointed every few iterations; the checkpoint also cuts the task graph's lineage, so
+it stays bounded however long the fit runs, and a lost worker is recomputed from at most
+``checkpoint_every`` iterations of lineage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fastmf._solver import row_order
+from fastmf._threads import thread_limits
+from fastmf.kernels import (
+    loss_rows,
+    normal_equations,
+    penalty_rows,
+    solve_normal_equations,
+    solve_rows,
+)
+from fastmf.model import BiasedALS
+from fastmf.ratings import Ratings
+
+__all__ = ["fit", "seeded_factors"]
+
+
+# -- initial factors seeded by id ----------------------------------------------------------------
+
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        z = x
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _id_hash(ids: np.ndarray) -> np.ndarray:
+    """A stable 64-bit hash of each id (numbers by value, strings by their UTF-8 bytes)."""
+    import pandas as pd
+
+    arr = np.asarray(ids)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64).view(np.uint64)
+    return pd.util.hash_array(arr.astype(object), categorize=False)
+
+
+def seeded_factors(ids: np.ndarray, n_factors: int, seed: int, dtype: Any) -> np.ndarray:
+    """``N(0, 1) / K`` factors for each id, a pure function of ``(seed, id)``.
+
+    Whichever block, worker or order an id is processed in, it gets the same initial row.
+    """
+    K = n_factors
+    h = _splitmix64(_id_hash(ids) ^ _splitmix64(np.full(1, seed, dtype=np.uint64)))
+    counters = h[:, None] + np.arange(K, dtype=np.uint64)[None, :] * np.uint64(2)
+    u1 = (_splitmix64(counters) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    u2 = (_splitmix64(counters + np.uint64(1)) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    normal = np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)  # Box-Muller
+    return (normal / K).astype(dtype)
+
+
+# -- what lives on the workers -------------------------------------------------------------------
+
+
+@dataclass
+class _Block:
+    """One block of users: their ratings in both orientations (immutable for the fit)."""
+
+    lo: int
+    hi: int
+    user_ids: np.ndarray
+    csr: tuple
+    csc: tuple  # items x local users
+    user_order: np.ndarray
+    touched: np.ndarray  # item indices with at least one rating in this block
+
+
+@dataclass
+class _Config:
+    K: int
+    dtype: str
+    mu: float
+    reg: float
+    reg_bias: float
+    count_reg: bool
+    count_bias: bool
+    joint: bool
+    threads: int
+
+    def scalars(self):
+        t = np.dtype(self.dtype).type
+        return t(self.mu), t(self.reg), t(self.reg_bias)
+
+
+def _build_block(frame, lo: int, hi: int, n_items: int, dtype: str) -> _Block:
+    """The block's CSR/CSC from its share of the encoded ratings (a pandas frame)."""
+    u = frame["_u"].to_numpy(np.int64) - lo
+    i = frame["_i"].to_numpy(np.int64)
+    r = frame["_r"].to_numpy(np.float64)
+    user_ids = (frame.groupby("_u")["_uid"].first().sort_index().to_numpy()
+                if len(frame) else np.zeros(0))
+    n_users = hi - lo
+    local = Ratings._from_indices(u, i, r, np.arange(n_users), np.arange(n_items))
+    csr = local.to_csr(dtype)
+    csc = local.to_csc(dtype)
+    touched = np.flatnonzero(np.diff(csc[0]) > 0)
+    return _Block(lo, hi, user_ids, csr, csc, row_order(np.diff(csr[0])), touched)
+
+
+def _init_state(block: _Block, K: int, seed: int, dtype: str, given: np.ndarray | None):
+    U = given if given is not None else seeded_factors(block.user_ids, K, seed, dtype)
+    return np.ascontiguousarray(U, dtype=dtype), np.zeros(block.hi - block.lo, dtype=dtype)
+
+
+def _user_step(block: _Block, state, item_side, cfg: _Config):
+    """The user half-step on one block: the single-machine kernel, unchanged."""
+    V, c = item_side
+    U, b = state[0].copy(), state[1].copy()  # never mutate a task's input (lineage replay)
+    mu, reg, reg_bias = cfg.scalars()
+    with thread_limits(cfg.threads) as n:
+        failed = solve_rows(*block.csr, V, c, mu, reg, reg_bias, cfg.count_reg,
+                            cfg.count_bias, cfg.joint, block.user_order, n, U, b)
+    if failed or not (np.isfinite(U).all() and np.isfinite(b).all()):
+        raise FloatingPointError(
+            f"user block {block.lo}..{block.hi}: {failed} system(s) not positive definite or "
+            "non-finite factors; increase reg"
+        )
+    return U, b
+
+
+def _item_stats(block: _Block, state, lo: int, hi: int, cfg: _Config):
+    """Statistics of items ``lo..hi-1`` that this block touches: (item indices, stats)."""
+    items = block.touched[(block.touched >= lo) & (block.touched < hi)]
+    U, b = state
+    mu, _, _ = cfg.scalars()
+    out = np.empty((len(items), cfg.K + 2, cfg.K + 2), dtype=cfg.dtype)
+    with thread_limits(cfg.threads) as n:
+        normal_equations(*block.csc, U, b, mu, items.astype(np.int64), n, out)
+    return items, out
+
+
+def _item_solve(parts, lo: int, hi: int, counts, V_old, c_old, cfg: _Config):
+    """Sum the blocks' statistics of items ``lo..hi-1`` and solve them."""
+    stats = np.zeros((hi - lo, cfg.K + 2, cfg.K + 2), dtype=cfg.dtype)
+    for items, s in parts:  # in block order: the sum does not depend on arrival order
+        stats[items - lo] += s
+    V = V_old.copy()
+    c = c_old.copy()
+    _, reg, reg_bias = cfg.scalars()
+    with thread_limits(cfg.threads) as n:
+        failed = solve_normal_equations(stats, counts, reg, reg_bias, cfg.count_reg,
+                                        cfg.count_bias, cfg.joint, n, V, c)
+    if failed or not (np.isfinite(V).all() and np.isfinite(c).all()):
+        raise FloatingPointError(f"items {lo}..{hi}: {failed} system(s) not positive definite")
+    return V, c
+
+
+def _concat(parts):
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+
+
+def _block_loss(block: _Block, state, item_side, cfg: _Config) -> float:
+    V, c = item_side
+    mu, reg, reg_bias = cfg.scalars()
+    with thread_limits(cfg.threads):
+        return float(loss_rows(*block.csr, state[0], state[1], V, c, mu, reg, reg_bias,
+                               cfg.count_reg, cfg.count_bias))
+
+
+def _save_state(state, path: str) -> str:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, U=state[0], b=state[1])
+    os.replace(tmp, path)
+    return path
+
+
+def _load_state(path: str, iteration: int):
+    """Read a block's checkpointed factors (``iteration`` only keys the task)."""
+    with np.load(path) as z:
+        return z["U"], z["b"]
+
+
+def _save_block(block: _Block, path: str) -> str:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, bounds=np.array([block.lo, block.hi]), user_ids=block.user_ids,
+                 csr0=block.csr[0], csr1=block.csr[1], csr2=block.csr[2], csc0=block.csc[0],
+                 csc1=block.csc[1], csc2=block.csc[2], user_order=block.user_order,
+                 touched=block.touched)
+    os.replace(tmp, path)
+    return path
+
+
+def _load_block(path: str) -> _Block:
+    """A block from storage: a task with no lineage behind it, cheap to recompute anywhere."""
+    with np.load(path, allow_pickle=False) as z:
+        lo, hi = (int(v) for v in z["bounds"])
+        return _Block(lo, hi, z["user_ids"], (z["csr0"], z["csr1"], z["csr2"]),
+                      (z["csc0"], z["csc1"], z["csc2"]), z["user_order"], z["touched"])
+
+
+def _save_items(item_side, path: str) -> str:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, V=item_side[0], c=item_side[1])
+    os.replace(tmp, path)
+    return path
+
+
+def _load_items(path: str, iteration: int):
+    with np.load(path) as z:
+        return z["V"], z["c"]
+
+
+def _identity(x):
+    return x
+
+
+def _setup_worker(threads: int) -> None:
+    """Numba on a worker: thread count and a threading layer that tolerates concurrency."""
+    import numba
+
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(threads))
+    if numba.config.THREADING_LAYER == "default":
+        # workqueue aborts under concurrent use; omp (or tbb) does not
+        try:
+            from numba.np.ufunc import omppool  # noqa: F401
+            numba.config.THREADING_LAYER = "omp"
+        except ImportError:
+            pass
+
+
+# -- the driver ----------------------------------------------------------------------------------
+
+
+def _as_dask_frame(data: Any, user_col: str, item_col: str, rating_col: str, npartitions: int):
+    import dask.dataframe as dd
+    import pandas as pd
+
+    if isinstance(data, (str, os.PathLike)):
+        frame = dd.read_parquet(str(data))  # lazy: the column check below comes first
+    elif isinstance(data, Ratings):
+        frame = dd.from_pandas(pd.DataFrame({
+            user_col: data.user_ids[data.user_index], item_col: data.item_ids[data.item_index],
+            rating_col: data.values}), npartitions=npartitions)
+    elif isinstance(data, pd.DataFrame):
+        frame = dd.from_pandas(data, npartitions=npartitions)
+    elif isinstance(data, dd.DataFrame):
+        frame = data
+    else:
+        raise TypeError("data must be a Parquet path, a dask or pandas DataFrame, or Ratings; "
+                        f"got {type(data).__name__}")
+    missing = [col for col in (user_col, item_col, rating_col) if col not in frame.columns]
+    if missing:
+        raise ValueError(f"no column(s) {missing}; the columns are {list(frame.columns)}")
+    return frame[[user_col, item_col, rating_col]].rename(
+        columns={user_col: "_uid", item_col: "_iid", rating_col: "_r"})
+
+
+def fit(
+    client: Any,
+    data: Any,
+    model: BiasedALS | None = None,
+    *,
+    n_blocks: int | None = None,
+    item_blocks: int = 1,
+    user_col: str = "user",
+    item_col: str = "item",
+    rating_col: str = "rating",
+    init_user_factors: np.ndarray | None = None,
+    init_item_factors: np.ndarray | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 5,
+    resume: bool = True,
+    threads_per_worker: int | None = None,
+    callback: Any = None,
+) -> BiasedALS:
+    """Fit ``model`` (a :class:`~fastmf.BiasedALS`, default parameters if None) on a cluster.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client
+    data : Parquet path (file or directory), dask or pandas DataFrame, or Ratings
+        One row per rating, columns ``user_col``, ``item_col``, ``rating_col``.
+    n_blocks : int, optional
+        User blocks (default: one per worker).
+    item_blocks : int, default=1
+        Item blocks: the item step sums and solves each in its own task.
+    init_user_factors, init_item_factors : ndarray, optional
+        As in ``BiasedALS.fit``: rows in sorted id order. Default: :func:`seeded_factors`
+        with ``model.random_state`` (0 if None).
+    checkpoint_dir : path-like, optional
+        A directory every worker can read and write (default: a temporary one). The state is
+        saved there every ``checkpoint_every`` iterations, which also bounds the lineage.
+    resume : bool, default=True
+        Continue from a checkpoint in ``checkpoint_dir`` written for the same data and
+        parameters.
+    threads_per_worker : int, optional
+        numba threads per task (default: the worker's thread count).
+    callback : callable, optional
+        ``callback(iteration, info)`` after each iteration, ``info`` a dict with the loss.
+
+    Returns
+    -------
+    BiasedALS
+        An ordinary fitted model (predict, recommend, save work as on one machine), with
+        ``distributed_info_`` holding per-iteration seconds and bytes moved.
+    """
+    import dask
+
+    model = BiasedALS() if model is None else model
+    if model.solver != "cholesky":
+        raise ValueError("the distributed fit solves items from summed normal equations: "
+                         "use solver='cholesky'")
+    config = model._config()
+    K = config.n_factors
+    dtype = config.dtype.name
+    workers = client.scheduler_info()["workers"]
+    n_workers = max(len(workers), 1)
+    threads = threads_per_worker or max(1, min(w.get("nthreads", 1) for w in workers.values()))
+    n_blocks = n_blocks or n_workers
+    client.run(_setup_worker, threads)
+
+    # -- ingest and encode (distributed) --
+    frame = _as_dask_frame(data, user_col, item_col, rating_col, npartitions=n_blocks)
+    bad = int((~np.isfinite(frame["_r"].astype("float64"))).sum().compute())
+    if bad:
+        raise ValueError(f"{bad} rating(s) are not finite numbers")
+    items = np.sort(frame["_iid"].unique().compute().to_numpy())
+    users = frame[["_uid"]].drop_duplicates().set_index("_uid", sort=True)
+    sizes = users.map_partitions(len).compute().to_numpy()
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    M, N = int(offsets[-1]), len(items)
+    if M == 0:
+        raise ValueError("cannot fit on an empty rating set (0 ratings)")
+
+    def number(part, partition_info=None):
+        start = offsets[partition_info["number"]] if partition_info else 0
+        return part.assign(_u=np.arange(start, start + len(part), dtype=np.int64))
+
+    user_map = users.map_partitions(number, meta=users._meta.assign(_u=np.int64(0)))
+    encoded = frame.merge(user_map, left_on="_uid", right_index=True, how="inner")
+    encoded = encoded.assign(_i=encoded["_iid"].map_partitions(
+        lambda s: np.searchsorted(items, s.to_numpy()), meta=("_i", "i8")))
+    bounds = np.linspace(0, M, min(n_blocks, M) + 1).round().astype(np.int64)
+    n_blocks = len(bounds) - 1
+    encoded = encoded.assign(_blk=encoded["_u"].map_partitions(
+        lambda s: np.searchsorted(bounds, s.to_numpy(), side="right") - 1, meta=("_blk", "i8")))
+    divisions = list(range(n_blocks)) + [n_blocks - 1]
+    by_block = encoded.set_index("_blk", divisions=divisions)
+    parts = by_block.to_delayed()
+    built = client.compute([
+        dask.delayed(_build_block)(parts[k], int(bounds[k]), int(bounds[k + 1]), N, dtype)
+        for k in range(n_blocks)
+    ])
+    totals = client.compute(dask.delayed(lambda s, n: (s, n))(frame["_r"].sum(),
+                                                               frame["_r"].count()))
+    rating_sum, nnz = totals.result()
+    mu = float(rating_sum) / int(nnz)
+    ckdir = Path(checkpoint_dir) if checkpoint_dir else Path(tempfile.mkdtemp(prefix="fastmf-"))
+    ckdir.mkdir(parents=True, exist_ok=True)
+    # The blocks go to storage once and are read back from there: a lost worker then costs a
+    # file read, not a replay of the ingestion graph (whose shuffles dask has forgotten).
+    block_paths = client.gather([
+        client.submit(_save_block, built[k], str(ckdir / f"block-{k:05d}.npz"), pure=False)
+        for k in range(n_blocks)])
+    del built
+    statics = [client.submit(_load_block, p, pure=False) for p in block_paths]
+    # item counts: each block's local CSC knows its share (N numbers per block)
+    item_counts = np.sum(client.gather([client.submit(lambda b: np.diff(b.csc[0]), s)
+                                        for s in statics]), axis=0).astype(np.int64)
+
+    cfg = _Config(K=K, dtype=dtype, mu=mu, reg=config.reg, reg_bias=config.reg_bias,
+                  count_reg=config.count_reg, count_bias=config.count_bias,
+                  joint=config.joint, threads=threads)
+    seed = model.random_state if isinstance(model.random_state, int) else 0
+    fingerprint = hashlib.sha256(json.dumps(
+        [int(nnz), float(rating_sum), M, N, items[:1000].tolist() if items.dtype.kind in "iuf"
+         else list(map(str, items[:1000]))]).encode()).hexdigest()
+    meta_path = ckdir / "state.json"
+    params = model._resume_params()
+
+    # -- initial (or resumed) state --
+    losses: list[float] = []
+    start = 0
+    resumed = None
+    if resume and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("fingerprint") != fingerprint or meta.get("params") != params or \
+                meta.get("bounds") != bounds.tolist():
+            raise ValueError(f"{ckdir} holds a checkpoint of other data, parameters or blocks; "
+                             "delete it or pass resume=False")
+        resumed = meta
+    if resumed:
+        start = resumed["iteration"]
+        losses = list(resumed["losses"])
+        V, c = _load_items(str(ckdir / "items.npz"), start)
+        states = [client.submit(_load_state, str(ckdir / f"users-{k:05d}.npz"), start,
+                                pure=False) for k in range(n_blocks)]
+    else:
+        V = (seeded_factors(items, K, seed + 1, dtype) if init_item_factors is None
+             else np.ascontiguousarray(init_item_factors, dtype=dtype))
+        if V.shape != (N, K):
+            raise ValueError(f"init_item_factors must have shape ({N}, {K}), got {V.shape}")
+        c = np.zeros(N, dtype=dtype)
+        V[item_counts == 0] = 0
+        states = []
+        for k in range(n_blocks):
+            given = None
+            if init_user_factors is not None:
+                F = np.asarray(init_user_factors)
+                if F.shape != (M, K):
+                    raise ValueError(f"init_user_factors must have shape ({M}, {K}), "
+                                     f"got {F.shape}")
+                given = F[bounds[k]:bounds[k + 1]]
+            states.append(client.submit(_init_state, statics[k], K, seed, dtype, given))
+
+    item_bounds = np.linspace(0, N, min(item_blocks, N) + 1).round().astype(np.int64)
+    touched = client.gather([client.submit(lambda b: b.touched, s) for s in statics])
+    bytes_up = sum(len(t) for t in touched) * (K + 2) ** 2 * np.dtype(dtype).itemsize
+    bytes_down = n_blocks * N * (K + 1) * np.dtype(dtype).itemsize
+    seconds: list[float] = []
+    # The item side travels as a task result (recomputable), not as scattered data.
+    items_f = client.submit(_identity, (V, c), pure=False)
+
+    for it in range(start, model.n_iter):
+        t0 = time.perf_counter()
+        states = [client.submit(_user_step, statics[k], states[k], items_f, cfg)
+                  for k in range(n_blocks)]
+        solved = []
+        for a, b_ in zip(item_bounds[:-1], item_bounds[1:]):
+            parts_ab = [client.submit(_item_stats, statics[k], states[k], int(a), int(b_), cfg)
+                        for k in range(n_blocks)]
+            solved.append(client.submit(
+                _item_solve, parts_ab, int(a), int(b_), item_counts[a:b_], V[a:b_], c[a:b_],
+                cfg))
+        items_f = client.submit(_concat, solved)
+        V, c = items_f.result()
+        block_losses = client.gather([client.submit(_block_loss, statics[k], states[k], items_f,
+                                                    cfg) for k in range(n_blocks)])
+        _, reg, reg_bias = cfg.scalars()
+        loss = float(sum(block_losses)) + float(penalty_rows(
+            item_counts, V, c, reg, reg_bias, cfg.count_reg, cfg.count_bias))
+        losses.append(loss)
+        if (it + 1) % checkpoint_every == 0 or it + 1 == model.n_iter:
+            paths = [client.submit(_save_state, states[k], str(ckdir / f"users-{k:05d}.npz"),
+                                   pure=False) for k in range(n_blocks)]
+            client.gather(paths)
+            _save_items((V, c), str(ckdir / "items.npz"))
+            meta_tmp = ckdir / "state.json.tmp"
+            meta_tmp.write_text(json.dumps({
+                "iteration": it + 1, "losses": losses, "fingerprint": fingerprint,
+                "params": params, "bounds": bounds.tolist()}))
+            os.replace(meta_tmp, meta_path)  # the commit point of the checkpoint
+            # Rebase: from here on the block states come from the files, not from the chain
+            # of every earlier iteration, so the graph (and any recomputation) stays bounded.
+            states = [client.submit(_load_state, p, it + 1, pure=False)
+                      for p in client.gather(paths)]
+            items_f = client.submit(_load_items, str(ckdir / "items.npz"), it + 1, pure=False)
+        seconds.append(time.perf_counter() - t0)
+        if callback is not None:
+            callback(it + 1, {"loss": loss, "seconds": seconds[-1]})
+
+    # -- an ordinary model on the client --
+    final = client.gather(states)
+    blocks = client.gather(statics)
+    fitted = BiasedALS(**model.get_params())
+    fitted.user_factors_ = np.concatenate([s[0] for s in final])
+    fitted.user_bias_ = np.concatenate([s[1] for s in final])
+    fitted.item_factors_, fitted.item_bias_ = V, c
+    fitted.user_ids_ = np.concatenate([blk.user_ids for blk in blocks])
+    fitted.item_ids_ = items
+    fitted.user_counts_ = np.concatenate([np.diff(blk.csr[0]) for blk in blocks])
+    fitted.item_counts_ = item_counts
+    fitted._rated_indptr = np.concatenate(
+        [[0], np.cumsum(fitted.user_counts_)]).astype(np.int64)
+    fitted._rated_indices = np.concatenate([blk.csr[1] for blk in blocks]).astype(np.int32)
+    fitted.global_mean_ = mu
+    fitted.loss_curve_ = np.asarray(losses, dtype=np.float64)
+    fitted.validation_curve_ = None
+    fitted.n_iter_ = len(losses)
+    fitted.distributed_info_ = {
+        "n_blocks": n_blocks, "item_blocks": len(item_bounds) - 1, "nnz": int(nnz),
+        "seconds_per_iteration": seconds, "bytes_up_per_iteration": int(bytes_up),
+        "bytes_down_per_iteration": int(bytes_down), "checkpoint_dir": str(ckdir),
+    }
+    return fitted
