@@ -245,11 +245,15 @@ def _identity(x):
     return x
 
 
-def _setup_worker(threads: int) -> None:
-    """Numba on a worker: thread count and a threading layer that tolerates concurrency."""
+def _setup_worker() -> None:
+    """Numba on a worker: a threading layer that tolerates concurrent use.
+
+    The thread count is set per task (``thread_limits``, i.e. ``numba.set_num_threads``):
+    ``NUMBA_NUM_THREADS`` cannot change once numba has started its pool, so it belongs in
+    the worker's environment at launch, never here.
+    """
     import numba
 
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(threads))
     if numba.config.THREADING_LAYER == "default":
         # workqueue aborts under concurrent use; omp (or tbb) does not
         try:
@@ -348,7 +352,7 @@ def fit(
     n_workers = max(len(workers), 1)
     threads = threads_per_worker or max(1, min(w.get("nthreads", 1) for w in workers.values()))
     n_blocks = n_blocks or n_workers
-    client.run(_setup_worker, threads)
+    client.run(_setup_worker)
 
     # -- ingest and encode (distributed) --
     frame = _as_dask_frame(data, user_col, item_col, rating_col, npartitions=n_blocks)
