@@ -44,14 +44,14 @@ def main() -> None:
                                      checkpoint_every=args.iters)
             total = time.perf_counter() - t0
             info = fitted.distributed_info_
+            per_iter = info["seconds_per_iteration"][1:] or info["seconds_per_iteration"]
             t1 = time.perf_counter()
             fastmf.BiasedALS(args.factors, n_iter=args.iters, random_state=0).fit(r)
             local = (time.perf_counter() - t1) / args.iters
             print(json.dumps({
                 "variant": variant, "nnz": r.nnz, "users": r.n_users, "items": r.n_items,
                 "K": args.factors, "blocks": info["n_blocks"],
-                "seconds_per_iteration": round(float(np.median(info["seconds_per_iteration"][1:]
-                                                               or info["seconds_per_iteration"])), 3),
+                "seconds_per_iteration": round(float(np.median(per_iter)), 3),
                 "wall_seconds_incl_ingest": round(total, 1),
                 "bytes_up_per_iteration": info["bytes_up_per_iteration"],
                 "bytes_down_per_iteration": info["bytes_down_per_iteration"],
