@@ -76,6 +76,9 @@ class BiasedALS:
         when an int.
     n_jobs : int, optional
         Threads for the kernels (None or -1: all available). Results do not depend on it.
+    verbose : bool, default=False
+        Show a progress bar (tqdm, on stderr) with the iteration, the loss and the validation
+        RMSE during ``fit``.
 
     Attributes
     ----------
@@ -125,6 +128,7 @@ class BiasedALS:
         dtype: Any = "float32",
         random_state: int | np.random.Generator | None = None,
         n_jobs: int | None = None,
+        verbose: bool = False,
     ) -> None:
         self.n_factors = n_factors
         self.reg = reg
@@ -138,6 +142,7 @@ class BiasedALS:
         self.dtype = dtype
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     @classmethod
     def tutorial(
@@ -230,7 +235,8 @@ class BiasedALS:
         resume : bool, default=True
             If ``checkpoint`` exists, continue from it instead of starting afresh. The
             checkpoint must come from the same data and hyper-parameters (``n_iter`` and
-            ``n_jobs`` may differ); the result is then identical to an uninterrupted fit.
+            ``n_jobs``, ``verbose`` may differ); the result is then identical to an
+            uninterrupted fit.
 
         Notes
         -----
@@ -300,6 +306,11 @@ class BiasedALS:
             save_checkpoint(checkpoint, fingerprint, self._resume_params(), (U, V, b, c),
                             losses, val_curve, best)
 
+        bar = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.n_iter, initial=self.n_iter_, desc="BiasedALS", unit="it")
         with thread_limits(self.n_jobs) as n_threads:
             it = self.n_iter_
             snapshot = None
@@ -330,6 +341,12 @@ class BiasedALS:
                             msg += f"; early stop, best iteration {best[1]}"
                             stop = True
                     logger.info(msg + f" ({time.perf_counter() - t0:.3f} s)")
+                    if bar is not None:
+                        post = {"loss": f"{loss:.5g}"}
+                        if val_curve:
+                            post["val_rmse"] = f"{val_curve[-1]:.4f}"
+                        bar.set_postfix(post, refresh=False)
+                        bar.update(1)
                     if checkpoint is not None and checkpoint_every and it % checkpoint_every == 0:
                         save_state()
                     if stop or (callback is not None and callback(it, self)):
@@ -342,6 +359,9 @@ class BiasedALS:
                     + (f", checkpoint in {checkpoint}" if checkpoint is not None else "")
                 )
                 raise
+            finally:
+                if bar is not None:
+                    bar.close()
         if checkpoint is not None:
             save_state()
 
@@ -618,7 +638,7 @@ class BiasedALS:
     def _resume_params(self) -> dict[str, Any]:
         """The parameters a checkpoint must share with the fit that resumes it."""
         p = {k: (v.item() if isinstance(v, np.generic) else v)
-             for k, v in self.get_params().items() if k not in ("n_iter", "n_jobs")}
+             for k, v in self.get_params().items() if k not in ("n_iter", "n_jobs", "verbose")}
         p["dtype"] = np.dtype(p["dtype"]).name
         if not (p["random_state"] is None or isinstance(p["random_state"], int)):
             p["random_state"] = None

@@ -182,3 +182,9 @@ def test_cg_solver_converges_to_the_cholesky_solution():
     assert cg.loss_curve_[-1] == pytest.approx(exact.loss_curve_[-1], rel=1e-6)
     users, items = ratings.user_ids[ratings.user_index], ratings.item_ids[ratings.item_index]
     np.testing.assert_allclose(cg.predict(users, items), exact.predict(users, items), atol=1e-3)
+
+
+def test_verbose_fit_shows_a_progress_bar(small, capsys):
+    BiasedALS(n_factors=2, n_iter=3, random_state=0, verbose=True).fit(small)
+    err = capsys.readouterr().err
+    assert "BiasedALS" in err and "3/3" in err and "loss=" in err
