@@ -44,6 +44,7 @@ from fastmf.kernels import (
     solve_rows,
 )
 from fastmf.model import BiasedALS
+from fastmf.persist import write_npz
 from fastmf.ratings import Ratings
 
 __all__ = ["fit", "seeded_factors"]
@@ -196,10 +197,7 @@ def _block_loss(block: _Block, state, item_side, cfg: _Config) -> float:
 
 
 def _save_state(state, path: str) -> str:
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, U=state[0], b=state[1])
-    os.replace(tmp, path)
+    write_npz(path, U=state[0], b=state[1])
     return path
 
 
@@ -210,13 +208,10 @@ def _load_state(path: str, iteration: int):
 
 
 def _save_block(block: _Block, path: str) -> str:
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, bounds=np.array([block.lo, block.hi]), user_ids=block.user_ids,
-                 csr0=block.csr[0], csr1=block.csr[1], csr2=block.csr[2], csc0=block.csc[0],
-                 csc1=block.csc[1], csc2=block.csc[2], user_order=block.user_order,
-                 touched=block.touched)
-    os.replace(tmp, path)
+    write_npz(path, bounds=np.array([block.lo, block.hi]), user_ids=block.user_ids,
+              csr0=block.csr[0], csr1=block.csr[1], csr2=block.csr[2], csc0=block.csc[0],
+              csc1=block.csc[1], csc2=block.csc[2], user_order=block.user_order,
+              touched=block.touched)
     return path
 
 
@@ -226,14 +221,6 @@ def _load_block(path: str) -> _Block:
         lo, hi = (int(v) for v in z["bounds"])
         return _Block(lo, hi, z["user_ids"], (z["csr0"], z["csr1"], z["csr2"]),
                       (z["csc0"], z["csc1"], z["csc2"]), z["user_order"], z["touched"])
-
-
-def _save_items(item_side, path: str) -> str:
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, V=item_side[0], c=item_side[1])
-    os.replace(tmp, path)
-    return path
 
 
 def _load_items(path: str, iteration: int):
@@ -479,7 +466,7 @@ def fit(
             paths = [client.submit(_save_state, states[k], str(ckdir / f"users-{k:05d}.npz"),
                                    pure=False) for k in range(n_blocks)]
             client.gather(paths)
-            _save_items((V, c), str(ckdir / "items.npz"))
+            write_npz(ckdir / "items.npz", V=V, c=c)
             meta_tmp = ckdir / "state.json.tmp"
             meta_tmp.write_text(json.dumps({
                 "iteration": it + 1, "losses": losses, "fingerprint": fingerprint,

@@ -43,6 +43,16 @@ def _portable_ids(ids: np.ndarray, kind: str) -> np.ndarray:
     )
 
 
+def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
+    """``np.savez`` to a temporary name, then rename: readers never see a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
 def _digest(arrays: dict[str, np.ndarray]) -> str:
     h = hashlib.sha256()
     for name in sorted(arrays):
@@ -84,11 +94,7 @@ def save(model: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, metadata=np.array(json.dumps(meta)), **arrays)
-    tmp.replace(path)  # never leave a half-written model under the final name
-    return path
+    return write_npz(path, metadata=np.array(json.dumps(meta)), **arrays)
 
 
 def load(path: str | os.PathLike) -> Any:
@@ -192,11 +198,7 @@ def save_checkpoint(path, fingerprint: str, params: dict, factors, losses, val_c
         arrays.update(best_U=best[2][0], best_V=best[2][1], best_b=best[2][2],
                       best_c=best[2][3])
     meta["digest"] = _digest(arrays)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, metadata=np.array(json.dumps(meta)), **arrays)
-    os.replace(tmp, path)
+    write_npz(path, metadata=np.array(json.dumps(meta)), **arrays)
 
 
 def load_checkpoint(path, fingerprint: str, params: dict) -> dict:

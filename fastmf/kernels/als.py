@@ -149,6 +149,15 @@ def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current,
 
 
 @njit(cache=True)
+def _gram_chunk(indptr, rows, K):
+    """Gather-scratch rows: the longest listed row, capped by the BLAS small-matrix limit."""
+    longest = 0
+    for q in range(rows.shape[0]):
+        longest = max(longest, indptr[rows[q] + 1] - indptr[rows[q]])
+    return min(max(longest, 1), max(8, _GEMM_SMALL // ((K + 2) * (K + 2))))
+
+
+@njit(cache=True)
 def _write_row(ok, b, x, row, factors, bias):
     """Store a solved row, or NaN when its system was not positive definite."""
     K = factors.shape[1]
@@ -206,10 +215,7 @@ def solve_rows(
     K = factors.shape[1]
     dt = factors.dtype
     failed = np.zeros(n_tasks, dtype=np.int64)
-    longest = 0
-    for q in range(order.shape[0]):
-        longest = max(longest, indptr[order[q] + 1] - indptr[order[q]])
-    chunk = min(max(longest, 1), max(8, _GEMM_SMALL // ((K + 2) * (K + 2))))
+    chunk = _gram_chunk(indptr, order, K)
     for task in prange(n_tasks):
         # Scratch allocated once per task, never per row.
         X = np.empty((chunk, K + 2), dtype=dt)
@@ -241,10 +247,7 @@ def normal_equations(indptr, indices, data, other, other_bias, mu, rows, n_tasks
     """
     K = other.shape[1]
     dt = out.dtype
-    longest = 0
-    for q in range(rows.shape[0]):
-        longest = max(longest, indptr[rows[q] + 1] - indptr[rows[q]])
-    chunk = min(max(longest, 1), max(8, _GEMM_SMALL // ((K + 2) * (K + 2))))
+    chunk = _gram_chunk(indptr, rows, K)
     for task in prange(n_tasks):
         X = np.empty((chunk, K + 2), dtype=dt)
         G = np.empty((K + 2, K + 2), dtype=dt)
