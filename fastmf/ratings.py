@@ -302,7 +302,10 @@ def _canonical(uidx, iidx, values, duplicates, user_ids, item_ids):
         first = np.concatenate([[True], ~dup])
         group = np.cumsum(first) - 1
         if duplicates == "mean":
-            v = np.bincount(group, weights=v) / np.bincount(group)
+            # sum of v/n rather than (sum of v)/n: two finite ratings near the float64
+            # maximum must not average to inf
+            n = np.bincount(group)
+            v = np.bincount(group, weights=v / n[group])
         else:  # "last": the latest in the caller's order, which the stable sort preserved
             last = np.concatenate([~dup, [True]])
             v = v[last]

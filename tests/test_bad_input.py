@@ -188,3 +188,10 @@ def test_dataframe_is_not_modified():
 
 def test_fastmf_exports_the_error_type():
     assert issubclass(fastmf.ModelFileError, ValueError)
+
+
+def test_duplicate_mean_of_huge_ratings_does_not_overflow():
+    """Found by hypothesis: (a + b) / 2 overflowed to inf for a, b near the float64 maximum."""
+    r = Ratings([0, 0], [0, 0], [8.988465674311579e307, 8.98846567431158e307],
+                duplicates="mean")
+    assert np.isfinite(r.values).all() and r.values[0] == pytest.approx(8.98846567431158e307)
