@@ -4,8 +4,9 @@
     python bench/accuracy.py ml1m        # random 90/10 split, search on the 90 % only
 
 Reads ``$FASTMF_DATA_DIR`` (default ``../shared/data``). For every outer split the search
-(``fastmf.model_selection.search`` on a 90/10 holdout of the training part) picks ``n_factors`` and ``reg``; the chosen model is refit on the whole
-training part and scored once on the test part, which the search never saw.
+(``fastmf.model_selection.search`` on a 90/10 holdout of the training part) picks
+``n_factors`` and ``reg``; the chosen model is refit on the whole training part and scored
+once on the test part, which the search never saw.
 """
 
 import json

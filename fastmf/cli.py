@@ -74,6 +74,14 @@ def _parse_id(text: str, ids: np.ndarray, kind: str) -> Any:
 
 
 def _read(args: argparse.Namespace, path: str) -> fastmf.Ratings:
+    """Read DATA; ``-`` means standard input (e.g. ``zcat ratings.csv.gz | fastmf fit -``)."""
+    if path == "-":
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            name = Path(tmp) / "stdin.txt"
+            name.write_bytes(sys.stdin.buffer.read())
+            return _read(args, str(name))
     columns = None
     if args.user_col or args.item_col or args.rating_col:
         columns = tuple(_col(c, d) for c, d in ((args.user_col, 0), (args.item_col, 1),
@@ -352,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("fit", parents=[common, data, hyper], help="fit a model to a file",
                        description="Fit BiasedALS to the ratings in DATA and save it.")
-    s.add_argument("data", metavar="DATA", help="ratings file (CSV, TSV, Parquet, MovieLens)")
+    s.add_argument("data", metavar="DATA",
+                   help="ratings file (CSV, TSV, Parquet, MovieLens); - for standard input")
     s.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file (.npz)")
     s.add_argument("--factors", type=int, default=32, help="rank K (default 32)")
     s.add_argument("--reg", type=float, default=0.1, help="lambda (default 0.1)")

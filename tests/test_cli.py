@@ -66,6 +66,15 @@ def test_fit_evaluate_recommend_similar_plot(files):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
 
+def test_fit_reads_standard_input(files):
+    proc = subprocess.run([sys.executable, "-m", "fastmf.cli", "fit", "-", "-o",
+                           str(files / "stdin.npz"), "--iters", "2", "-q", "--json"],
+                          input=(files / "train.csv").read_text(), capture_output=True,
+                          text=True, env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ratings"] == fastmf.read_ratings(files / "train.csv").nnz
+
+
 def test_quiet_fit_prints_no_progress(files):
     out = run("fit", files / "train.csv", "-o", files / "q.npz", "--iters", 2, "--quiet")
     assert out.stderr == "" and "saved" in out.stdout
