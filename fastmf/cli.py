@@ -43,22 +43,18 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {text!r}"
-        ) from None
+def _list_of(cast: type, what: str):
+    """An argparse type for comma-separated values, e.g. ``--reg 0.05,0.1``."""
 
+    def parse(text: str) -> list:
+        try:
+            return [cast(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {what}, got {text!r}"
+            ) from None
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
+    return parse
 
 
 def _parse_id(text: str, ids: np.ndarray, kind: str) -> Any:
@@ -407,8 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("tune", parents=[common, data, hyper],
                        help="choose n_factors and reg by cross-validation")
     s.add_argument("data", metavar="DATA")
-    s.add_argument("--factors", type=_ints, default=[16, 32, 64], help="e.g. 16,32,64")
-    s.add_argument("--reg", type=_floats, default=[0.05, 0.1, 0.15], help="e.g. 0.05,0.1")
+    s.add_argument("--factors", type=_list_of(int, "integers"), default=[16, 32, 64], help="e.g. 16,32,64")
+    s.add_argument("--reg", type=_list_of(float, "numbers"),
+                   default=[0.05, 0.1, 0.15], help="e.g. 0.05,0.1")
     s.add_argument("--folds", type=int, default=3)
     s.add_argument("--samples", type=int, help="random search: try this many combinations")
     s.add_argument("-o", "--output", metavar="MODEL", help="refit the best on DATA, save here")
