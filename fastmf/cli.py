@@ -403,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("tune", parents=[common, data, hyper],
                        help="choose n_factors and reg by cross-validation")
     s.add_argument("data", metavar="DATA")
-    s.add_argument("--factors", type=_list_of(int, "integers"), default=[16, 32, 64], help="e.g. 16,32,64")
+    s.add_argument("--factors", type=_list_of(int, "integers"), default=[16, 32, 64],
+                   help="e.g. 16,32,64")
     s.add_argument("--reg", type=_list_of(float, "numbers"),
                    default=[0.05, 0.1, 0.15], help="e.g. 0.05,0.1")
     s.add_argument("--folds", type=int, default=3)
