@@ -635,13 +635,20 @@ class BiasedALS:
             dtype=dtype, solver=self.solver, cg_steps=cg_steps,
         )
 
-    def _resume_params(self) -> dict[str, Any]:
-        """The parameters a checkpoint must share with the fit that resumes it."""
+    def _portable_params(self) -> dict[str, Any]:
+        """``get_params()`` as JSON: plain numbers, the dtype by name, a Generator as None."""
         p = {k: (v.item() if isinstance(v, np.generic) else v)
-             for k, v in self.get_params().items() if k not in ("n_iter", "n_jobs", "verbose")}
+             for k, v in self.get_params().items()}
         p["dtype"] = np.dtype(p["dtype"]).name
         if not (p["random_state"] is None or isinstance(p["random_state"], int)):
-            p["random_state"] = None
+            p["random_state"] = None  # a Generator is not portable; the fit is what counts
+        return p
+
+    def _resume_params(self) -> dict[str, Any]:
+        """The parameters a checkpoint must share with the fit that resumes it."""
+        p = self._portable_params()
+        for name in ("n_iter", "n_jobs", "verbose"):  # they do not change the factors
+            del p[name]
         return p
 
     def _initial_factors(self, given, n, K, dt, counts, name, rng):

@@ -80,11 +80,7 @@ def save(model: Any, path: str | os.PathLike) -> Path:
     }
     if model.validation_curve_ is not None:
         arrays["validation_curve"] = model.validation_curve_
-    params = {k: (v.item() if isinstance(v, np.generic) else v)
-              for k, v in model.get_params().items()}
-    params["dtype"] = np.dtype(params["dtype"]).name
-    if not (params["random_state"] is None or isinstance(params["random_state"], int)):
-        params["random_state"] = None  # a Generator is not portable; the fit is what counts
+    params = model._portable_params()
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "fastmf_version": __version__,
         "estimator": type(model).__name__, "params": params,
