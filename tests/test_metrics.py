@@ -71,3 +71,21 @@ def test_ranking_report_on_a_planted_model_beats_random():
     # a random ranking's expected precision is (relevant items per user) / (candidate items)
     rel_per_user = (held.values >= 4.0).sum() / len(np.unique(held.user_index))
     assert report["precision@10"] > 2 * rel_per_user / 150
+
+
+def test_bias_only_baseline_against_a_pandas_groupby_oracle():
+    import pandas as pd
+
+    from fastmf.baseline import BiasOnly
+
+    ratings, _ = make_ratings(50, 30, 600, random_state=2)
+    df = pd.DataFrame({"u": ratings.user_index, "i": ratings.item_index, "r": ratings.values})
+    mu = df["r"].mean()
+    b = (df["r"] - mu).groupby(df["u"]).sum() / (df.groupby("u").size() + 3.0)
+    c = (df["r"] - mu - b[df["u"]].to_numpy()).groupby(df["i"]).sum() / (
+        df.groupby("i").size() + 3.0)
+    model = BiasOnly(reg=3.0, n_iter=1).fit(ratings)
+    np.testing.assert_allclose(model.user_bias_[b.index], b.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(model.item_bias_[c.index], c.to_numpy(), rtol=1e-12)
+    pred = model.predict([b.index[0]], [c.index[0]])[0]
+    assert pred == pytest.approx(mu + b.iloc[0] + c.iloc[0])
