@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from fastmf.ratings import Ratings
+from fastmf.ratings import Ratings, rank_within_groups
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def make_ratings(
         keys = np.unique(np.concatenate([keys, users * n_items + items]))
         # drop surplus per user, at random
         keys = keys[rng.permutation(keys.size)]
-        rank = _rank_within(keys // n_items)
+        rank = rank_within_groups(keys // n_items)
         keys = np.sort(keys[rank < want[keys // n_items]])
     deficit = n_ratings - keys.size
     if deficit > 0:  # pairs a power law rarely draws: fill uniformly from the unused ones
@@ -140,17 +140,6 @@ def _zipf_weights(n: int, exponent: float, rng: np.random.Generator) -> np.ndarr
     w = np.arange(1, n + 1, dtype=np.float64) ** -exponent
     w = rng.permutation(w)
     return w / w.sum()
-
-
-def _rank_within(groups: np.ndarray) -> np.ndarray:
-    """Position of each element among the elements of its group, in array order."""
-    order = np.argsort(groups, kind="stable")
-    g = groups[order]
-    start = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
-    rank_sorted = np.arange(g.size) - np.repeat(start, np.diff(np.r_[start, g.size]))
-    rank = np.empty_like(rank_sorted)
-    rank[order] = rank_sorted
-    return rank
 
 
 #: Shapes of the MovieLens sets, for synthetic stand-ins of the same size.

@@ -17,19 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from fastmf.metrics import mae, rmse
-from fastmf.ratings import Ratings, as_ratings
-
-
-def _rank_within_groups(groups: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Rank of each element within its group when the group is ordered by ``keys``."""
-    order = np.lexsort((keys, groups))
-    g = groups[order]
-    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
-    sizes = np.diff(np.r_[starts, g.size])
-    rank_sorted = np.arange(g.size) - np.repeat(starts, sizes)
-    rank = np.empty(g.size, dtype=np.int64)
-    rank[order] = rank_sorted
-    return rank
+from fastmf.ratings import Ratings, as_ratings, rank_within_groups
 
 
 def _drop_unseen(train: Ratings, test: Ratings) -> Ratings:
@@ -77,7 +65,7 @@ def train_test_split(
         counts = np.bincount(ratings.user_index, minlength=ratings.n_users)
         n = counts[ratings.user_index]
         want = np.where(n >= 2, np.clip(np.round(test_size * n), 1, n - 1), 0)
-        rank = _rank_within_groups(ratings.user_index, rng.random(ratings.nnz))
+        rank = rank_within_groups(ratings.user_index, rng.random(ratings.nnz))
         test_mask = rank < want
     else:
         raise ValueError(f"by must be 'random' or 'user', got {by!r}")

@@ -338,3 +338,16 @@ def lookup(ids_sorted: np.ndarray, query) -> np.ndarray:
     pos = np.minimum(pos, len(ids_sorted) - 1)
     hit = ids_sorted[pos] == q
     return np.where(hit, pos, -1).astype(np.int64)
+
+
+def rank_within_groups(groups: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+    """Position of each element among the elements of its group, ordered by ``keys`` (array
+    order when None)."""
+    order = np.argsort(groups, kind="stable") if keys is None else np.lexsort((keys, groups))
+    g = groups[order]
+    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+    sizes = np.diff(np.r_[starts, g.size])
+    rank_sorted = np.arange(g.size) - np.repeat(starts, sizes)
+    rank = np.empty(g.size, dtype=np.int64)
+    rank[order] = rank_sorted
+    return rank
