@@ -27,7 +27,211 @@ Unseen = Literal["bias", "nan", "raise"]
 _UNSEEN = ("bias", "nan", "raise")
 
 
-class BiasedALS:
+class _FactorModel:
+    """What every fastmf estimator shares once fitted.
+
+    A fitted model predicts ``r_ij = mu + b_i + c_j + u_i . v_j`` from ``user_factors_``,
+    ``item_factors_``, ``user_bias_``, ``item_bias_`` and ``global_mean_``; this class turns
+    those into predictions, recommendations and similarities in the caller's id space, saves
+    them, and holds the scikit-learn parameter conventions. Subclasses provide ``fit``.
+    """
+
+    #: Per-iteration curves saved with the model: ``(required, optional)`` attribute stems.
+    _CURVES: tuple[tuple[str, ...], tuple[str, ...]] = (("loss_curve",), ("validation_curve",))
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters, as in scikit-learn."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def set_params(self, **params: Any) -> _FactorModel:
+        """Set constructor parameters, as in scikit-learn; returns ``self``."""
+        valid = self.get_params()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        default = {
+            name: p.default
+            for name, p in inspect.signature(type(self).__init__).parameters.items()
+            if name != "self"
+        }
+        shown = [
+            f"{k}={v!r}" for k, v in self.get_params().items() if not _same(v, default[k])
+        ]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    def predict(self, users: Any, items: Any, *, unseen: Unseen = "bias") -> np.ndarray:
+        """Predicted ratings for ``(users[k], items[k])`` pairs, in the caller's id space.
+
+        Parameters
+        ----------
+        users, items : array-like of ids (or scalars)
+        unseen : {"bias", "nan", "raise"}, default="bias"
+            For ids the model was not fitted with: ``"bias"`` predicts ``mu`` plus whichever
+            bias is known (no interaction term); ``"nan"`` gives NaN; ``"raise"`` raises
+            ``KeyError`` naming the first unknown id.
+
+        Returns
+        -------
+        ndarray of the model dtype, shape (n,)
+        """
+        self._check_fitted()
+        if unseen not in _UNSEEN:
+            raise ValueError(f"unseen must be one of {_UNSEEN}, got {unseen!r}")
+        u_arr = np.atleast_1d(np.asarray(users))
+        i_arr = np.atleast_1d(np.asarray(items))
+        if u_arr.ndim != 1 or i_arr.ndim != 1 or len(u_arr) != len(i_arr):
+            raise ValueError(
+                "users and items must be 1-D and of the same length, got shapes "
+                f"{u_arr.shape} and {i_arr.shape}"
+            )
+        ui = lookup(self.user_ids_, u_arr)
+        ii = lookup(self.item_ids_, i_arr)
+        if unseen == "raise":
+            for kind, idx, ids in (("user", ui, u_arr), ("item", ii, i_arr)):
+                if (idx < 0).any():
+                    k = int(np.flatnonzero(idx < 0)[0])
+                    raise KeyError(f"unknown {kind} id {show(ids[k])} (at position {k})")
+        return self._predict_index(ui, ii, unseen)
+
+    def recommend(
+        self, user: Any, n: int = 10, *, exclude_rated: bool = True, unseen: Unseen = "bias"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` items with the highest predicted rating for one user.
+
+        Parameters
+        ----------
+        user : id
+        n : int, default=10
+        exclude_rated : bool, default=True
+            Leave out the items the user rated in the training data.
+        unseen : {"bias", "raise"}, default="bias"
+            For a user the model does not know: rank by ``mu + c_j`` (the item biases), or
+            raise ``KeyError``.
+
+        Returns
+        -------
+        items : ndarray of item ids, best first
+            Shorter than ``n`` when fewer items are left to recommend.
+        scores : ndarray of predicted ratings
+        """
+        items, scores = self.recommend_batch([user], n, exclude_rated=exclude_rated,
+                                             unseen=unseen)
+        keep = np.isfinite(scores[0])
+        return np.asarray(items[0][keep]).astype(self.item_ids_.dtype), scores[0][keep]
+
+    def recommend_batch(
+        self, users: Any, n: int = 10, *, exclude_rated: bool = True, unseen: Unseen = "bias"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`recommend` for many users at once (one parallel kernel call).
+
+        Returns
+        -------
+        items : ndarray of shape (len(users), n)
+            Item ids, best first. Where a user has fewer than ``n`` items left, the row is
+            padded with None (the array is then of object dtype) and score ``-inf``.
+        scores : ndarray of shape (len(users), n), model dtype
+        """
+        self._check_fitted()
+        n = _positive_int(n, "n")
+        n = min(n, len(self.item_ids_))
+        u_arr = np.atleast_1d(np.asarray(users))
+        ui = lookup(self.user_ids_, u_arr)
+        if (ui < 0).any() and unseen != "bias":
+            if unseen != "raise":
+                raise ValueError(f"unseen must be 'bias' or 'raise', got {unseen!r}")
+            k = int(np.flatnonzero(ui < 0)[0])
+            raise KeyError(f"unknown user id {show(u_arr[k])} (at position {k})")
+        dt = self.user_factors_.dtype
+        known = ui >= 0
+        Q = np.zeros((len(ui), self.user_factors_.shape[1]), dtype=dt)
+        Q[known] = self.user_factors_[ui[known]]
+        q_offset = np.full(len(ui), self.global_mean_, dtype=dt)
+        q_offset[known] += self.user_bias_[ui[known]]
+        if exclude_rated:
+            excl_indptr, excl_indices = _sub_csr(self._rated_indptr, self._rated_indices, ui)
+        else:
+            excl_indptr = np.zeros(len(ui) + 1, dtype=np.int64)
+            excl_indices = np.zeros(0, dtype=np.int32)
+        out_index = np.empty((len(ui), n), dtype=np.int64)
+        out_score = np.empty((len(ui), n), dtype=dt)
+        top_n(Q, q_offset, self.item_factors_, self.item_bias_, excl_indptr, excl_indices, n,
+              out_index, out_score)
+        return _ids_at(self.item_ids_, out_index), out_score
+
+    def similar_items(self, item: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` items whose factors have the highest cosine similarity to ``item``'s.
+
+        Returns item ids (the item itself excluded) and similarities, most similar first.
+        Raises ``KeyError`` for an unknown item.
+        """
+        self._check_fitted()
+        return _similar(self.item_factors_, self.item_ids_, item, n, "item")
+
+    def similar_users(self, user: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` users most similar to ``user`` by cosine similarity of their factors."""
+        self._check_fitted()
+        return _similar(self.user_factors_, self.user_ids_, user, n, "user")
+
+    def _predict_index(self, ui: np.ndarray, ii: np.ndarray, unseen: Unseen) -> np.ndarray:
+        dt = self.user_factors_.dtype
+        known = (ui >= 0) & (ii >= 0)
+        pred = np.empty(int(known.sum()), dtype=dt)
+        predict_pairs(
+            ui[known], ii[known], self.user_factors_, self.user_bias_, self.item_factors_,
+            self.item_bias_, dt.type(self.global_mean_), pred,
+        )
+        out = np.empty(len(ui), dtype=dt)
+        out[known] = pred
+        if not known.all():
+            if unseen == "nan":
+                out[~known] = np.nan
+            else:
+                ub = np.where(ui >= 0, self.user_bias_[np.maximum(ui, 0)], 0)
+                ib = np.where(ii >= 0, self.item_bias_[np.maximum(ii, 0)], 0)
+                out[~known] = (self.global_mean_ + ub + ib)[~known]
+        return out
+
+    def _rmse_index(self, ui: np.ndarray, ii: np.ndarray, truth: np.ndarray) -> float:
+        pred = self._predict_index(ui, ii, "bias")
+        return float(np.sqrt(np.mean((pred.astype(np.float64) - truth) ** 2)))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save the fitted model to one ``.npz`` file (no pickle); see :func:`fastmf.load`.
+
+        Returns the path written (``.npz`` appended when missing).
+        """
+        from fastmf.persist import save
+
+        return save(self, path)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "user_factors_"):
+            raise AttributeError(
+                f"this {type(self).__name__} is not fitted yet; call fit() first"
+            )
+
+    def _portable_params(self) -> dict[str, Any]:
+        """``get_params()`` as JSON: plain numbers, the dtype by name, a Generator as None."""
+        p = {k: (v.item() if isinstance(v, np.generic) else v)
+             for k, v in self.get_params().items()}
+        p["dtype"] = np.dtype(p["dtype"]).name
+        if not (p["random_state"] is None or isinstance(p["random_state"], int)):
+            p["random_state"] = None  # a Generator is not portable; the fit is what counts
+        return p
+
+    def _validation_pairs(self, validation, train: Ratings):
+        vr = as_ratings(validation)
+        ui = lookup(train.user_ids, vr.user_ids)[vr.user_index]
+        ii = lookup(train.item_ids, vr.item_ids)[vr.item_index]
+        return ui, ii, vr.values
+
+
+class BiasedALS(_FactorModel):
     r"""Biased matrix factorization by alternating least squares.
 
     Predicts ``r_ij = mu + b_i + c_j + u_i . v_j`` and fits it to the observed ratings
@@ -161,33 +365,6 @@ class BiasedALS:
         )
         params.update(kwargs)
         return cls(n_factors, **params)
-
-    # -- scikit-learn conventions -----------------------------------------------------------
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters, as in scikit-learn."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
-
-    def set_params(self, **params: Any) -> BiasedALS:
-        """Set constructor parameters, as in scikit-learn; returns ``self``."""
-        valid = self.get_params()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        default = {
-            name: p.default
-            for name, p in inspect.signature(type(self).__init__).parameters.items()
-            if name != "self"
-        }
-        shown = [
-            f"{k}={v!r}" for k, v in self.get_params().items() if not _same(v, default[k])
-        ]
-        return f"{type(self).__name__}({', '.join(shown)})"
 
     # -- fitting ----------------------------------------------------------------------------
 
@@ -370,120 +547,7 @@ class BiasedALS:
             self.n_iter_ = best[1]
         return self
 
-    # -- prediction -------------------------------------------------------------------------
-
-    def predict(self, users: Any, items: Any, *, unseen: Unseen = "bias") -> np.ndarray:
-        """Predicted ratings for ``(users[k], items[k])`` pairs, in the caller's id space.
-
-        Parameters
-        ----------
-        users, items : array-like of ids (or scalars)
-        unseen : {"bias", "nan", "raise"}, default="bias"
-            For ids the model was not fitted with: ``"bias"`` predicts ``mu`` plus whichever
-            bias is known (no interaction term); ``"nan"`` gives NaN; ``"raise"`` raises
-            ``KeyError`` naming the first unknown id.
-
-        Returns
-        -------
-        ndarray of the model dtype, shape (n,)
-        """
-        self._check_fitted()
-        if unseen not in _UNSEEN:
-            raise ValueError(f"unseen must be one of {_UNSEEN}, got {unseen!r}")
-        u_arr = np.atleast_1d(np.asarray(users))
-        i_arr = np.atleast_1d(np.asarray(items))
-        if u_arr.ndim != 1 or i_arr.ndim != 1 or len(u_arr) != len(i_arr):
-            raise ValueError(
-                "users and items must be 1-D and of the same length, got shapes "
-                f"{u_arr.shape} and {i_arr.shape}"
-            )
-        ui = lookup(self.user_ids_, u_arr)
-        ii = lookup(self.item_ids_, i_arr)
-        if unseen == "raise":
-            for kind, idx, ids in (("user", ui, u_arr), ("item", ii, i_arr)):
-                if (idx < 0).any():
-                    k = int(np.flatnonzero(idx < 0)[0])
-                    raise KeyError(f"unknown {kind} id {show(ids[k])} (at position {k})")
-        return self._predict_index(ui, ii, unseen)
-
-    def recommend(
-        self, user: Any, n: int = 10, *, exclude_rated: bool = True, unseen: Unseen = "bias"
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` items with the highest predicted rating for one user.
-
-        Parameters
-        ----------
-        user : id
-        n : int, default=10
-        exclude_rated : bool, default=True
-            Leave out the items the user rated in the training data.
-        unseen : {"bias", "raise"}, default="bias"
-            For a user the model does not know: rank by ``mu + c_j`` (the item biases), or
-            raise ``KeyError``.
-
-        Returns
-        -------
-        items : ndarray of item ids, best first
-            Shorter than ``n`` when fewer items are left to recommend.
-        scores : ndarray of predicted ratings
-        """
-        items, scores = self.recommend_batch([user], n, exclude_rated=exclude_rated,
-                                             unseen=unseen)
-        keep = np.isfinite(scores[0])
-        return np.asarray(items[0][keep]).astype(self.item_ids_.dtype), scores[0][keep]
-
-    def recommend_batch(
-        self, users: Any, n: int = 10, *, exclude_rated: bool = True, unseen: Unseen = "bias"
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`recommend` for many users at once (one parallel kernel call).
-
-        Returns
-        -------
-        items : ndarray of shape (len(users), n)
-            Item ids, best first. Where a user has fewer than ``n`` items left, the row is
-            padded with None (the array is then of object dtype) and score ``-inf``.
-        scores : ndarray of shape (len(users), n), model dtype
-        """
-        self._check_fitted()
-        n = _positive_int(n, "n")
-        n = min(n, len(self.item_ids_))
-        u_arr = np.atleast_1d(np.asarray(users))
-        ui = lookup(self.user_ids_, u_arr)
-        if (ui < 0).any() and unseen != "bias":
-            if unseen != "raise":
-                raise ValueError(f"unseen must be 'bias' or 'raise', got {unseen!r}")
-            k = int(np.flatnonzero(ui < 0)[0])
-            raise KeyError(f"unknown user id {show(u_arr[k])} (at position {k})")
-        dt = self.user_factors_.dtype
-        known = ui >= 0
-        Q = np.zeros((len(ui), self.user_factors_.shape[1]), dtype=dt)
-        Q[known] = self.user_factors_[ui[known]]
-        q_offset = np.full(len(ui), self.global_mean_, dtype=dt)
-        q_offset[known] += self.user_bias_[ui[known]]
-        if exclude_rated:
-            excl_indptr, excl_indices = _sub_csr(self._rated_indptr, self._rated_indices, ui)
-        else:
-            excl_indptr = np.zeros(len(ui) + 1, dtype=np.int64)
-            excl_indices = np.zeros(0, dtype=np.int32)
-        out_index = np.empty((len(ui), n), dtype=np.int64)
-        out_score = np.empty((len(ui), n), dtype=dt)
-        top_n(Q, q_offset, self.item_factors_, self.item_bias_, excl_indptr, excl_indices, n,
-              out_index, out_score)
-        return _ids_at(self.item_ids_, out_index), out_score
-
-    def similar_items(self, item: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` items whose factors have the highest cosine similarity to ``item``'s.
-
-        Returns item ids (the item itself excluded) and similarities, most similar first.
-        Raises ``KeyError`` for an unknown item.
-        """
-        self._check_fitted()
-        return _similar(self.item_factors_, self.item_ids_, item, n, "item")
-
-    def similar_users(self, user: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` users most similar to ``user`` by cosine similarity of their factors."""
-        self._check_fitted()
-        return _similar(self.user_factors_, self.user_ids_, user, n, "user")
+    # -- fitted-model operations ------------------------------------------------------------
 
     def fold_in(self, X: Any) -> BiasedALS:
         """Fit new or changed users against the fixed item side, without a refit.
@@ -547,29 +611,6 @@ class BiasedALS:
         self.user_counts_ = user_counts
         return self
 
-    def _predict_index(self, ui: np.ndarray, ii: np.ndarray, unseen: Unseen) -> np.ndarray:
-        dt = self.user_factors_.dtype
-        known = (ui >= 0) & (ii >= 0)
-        pred = np.empty(int(known.sum()), dtype=dt)
-        predict_pairs(
-            ui[known], ii[known], self.user_factors_, self.user_bias_, self.item_factors_,
-            self.item_bias_, dt.type(self.global_mean_), pred,
-        )
-        out = np.empty(len(ui), dtype=dt)
-        out[known] = pred
-        if not known.all():
-            if unseen == "nan":
-                out[~known] = np.nan
-            else:
-                ub = np.where(ui >= 0, self.user_bias_[np.maximum(ui, 0)], 0)
-                ib = np.where(ii >= 0, self.item_bias_[np.maximum(ii, 0)], 0)
-                out[~known] = (self.global_mean_ + ub + ib)[~known]
-        return out
-
-    def _rmse_index(self, ui: np.ndarray, ii: np.ndarray, truth: np.ndarray) -> float:
-        pred = self._predict_index(ui, ii, "bias")
-        return float(np.sqrt(np.mean((pred.astype(np.float64) - truth) ** 2)))
-
     def objective(self, X: Any) -> float:
         """The objective ``J`` of the fitted model on ratings ``X`` (same id space)."""
         self._check_fitted()
@@ -587,22 +628,7 @@ class BiasedALS:
             self.user_factors_, self.user_bias_, self.item_factors_, self.item_bias_
         )
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Save the fitted model to one ``.npz`` file (no pickle); see :func:`fastmf.load`.
-
-        Returns the path written (``.npz`` appended when missing).
-        """
-        from fastmf.persist import save
-
-        return save(self, path)
-
     # -- helpers ----------------------------------------------------------------------------
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "user_factors_"):
-            raise AttributeError(
-                f"this {type(self).__name__} is not fitted yet; call fit() first"
-            )
 
     def _config(self) -> Config:
         """Validate the constructor parameters (sklearn: at fit time, not in __init__)."""
@@ -635,15 +661,6 @@ class BiasedALS:
             dtype=dtype, solver=self.solver, cg_steps=cg_steps,
         )
 
-    def _portable_params(self) -> dict[str, Any]:
-        """``get_params()`` as JSON: plain numbers, the dtype by name, a Generator as None."""
-        p = {k: (v.item() if isinstance(v, np.generic) else v)
-             for k, v in self.get_params().items()}
-        p["dtype"] = np.dtype(p["dtype"]).name
-        if not (p["random_state"] is None or isinstance(p["random_state"], int)):
-            p["random_state"] = None  # a Generator is not portable; the fit is what counts
-        return p
-
     def _resume_params(self) -> dict[str, Any]:
         """The parameters a checkpoint must share with the fit that resumes it."""
         p = self._portable_params()
@@ -664,13 +681,6 @@ class BiasedALS:
         if not np.all(np.isfinite(F)):
             raise ValueError(f"{name} contains NaN or inf")
         return np.array(F, dtype=dt, order="C", copy=True)  # never write into the caller's
-
-    def _validation_pairs(self, validation, train: Ratings):
-        vr = as_ratings(validation)
-        ui = lookup(train.user_ids, vr.user_ids)[vr.user_index]
-        ii = lookup(train.item_ids, vr.item_ids)[vr.item_index]
-        return ui, ii, vr.values
-
 
 def _sub_csr(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray):
     """CSR of the selected rows (-1 selects an empty row), vectorized."""
