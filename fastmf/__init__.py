@@ -1,5 +1,7 @@
-"""fastmf: biased matrix factorization by alternating least squares, on numba kernels."""
+"""fastmf: biased matrix factorization by alternating least squares (and its Gibbs-sampling
+Bayesian twin), on numba kernels."""
 
+from fastmf.bayes import BayesianALS
 from fastmf.datasets import load_movielens, make_ratings
 from fastmf.io import read_ratings
 from fastmf.model import BiasedALS
@@ -9,6 +11,7 @@ from fastmf.ratings import Ratings
 __version__ = "0.1.0"
 
 __all__ = [
+    "BayesianALS",
     "BiasedALS",
     "ModelFileError",
     "Ratings",

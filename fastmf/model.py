@@ -209,6 +209,13 @@ class _FactorModel:
 
         return save(self, path)
 
+    def _stored_meta(self) -> dict[str, Any]:
+        """Fitted scalars beyond the common ones that a model file must keep."""
+        return {}
+
+    def _restore_meta(self, meta: dict[str, Any]) -> None:
+        """Set what :meth:`_stored_meta` saved."""
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "user_factors_"):
             raise AttributeError(
@@ -660,6 +667,10 @@ class BiasedALS(_FactorModel):
             count_bias=bias_scaling == "count", joint=self.bias_update == "joint",
             dtype=dtype, solver=self.solver, cg_steps=cg_steps,
         )
+
+    def _stored_width(self, meta: dict[str, Any]) -> int:
+        """Columns of the factors in a model file (validates the parameters)."""
+        return self._config().n_factors
 
     def _resume_params(self) -> dict[str, Any]:
         """The parameters a checkpoint must share with the fit that resumes it."""

@@ -21,9 +21,10 @@ import numpy as np
 FORMAT = "fastmf-model"
 FORMAT_VERSION = 1
 
+# Arrays every model file has; each estimator adds its curves (``_CURVES``).
 _ARRAYS = (
     "user_factors", "item_factors", "user_bias", "item_bias", "user_counts", "item_counts",
-    "user_ids", "item_ids", "rated_indptr", "rated_indices", "loss_curve",
+    "user_ids", "item_ids", "rated_indptr", "rated_indices",
 )
 
 
@@ -76,16 +77,18 @@ def save(model: Any, path: str | os.PathLike) -> Path:
         "user_ids": _portable_ids(model.user_ids_, "user"),
         "item_ids": _portable_ids(model.item_ids_, "item"),
         "rated_indptr": model._rated_indptr, "rated_indices": model._rated_indices,
-        "loss_curve": model.loss_curve_,
     }
-    if model.validation_curve_ is not None:
-        arrays["validation_curve"] = model.validation_curve_
+    required, optional = model._CURVES
+    for stem in (*required, *optional):
+        curve = getattr(model, stem + "_")
+        if curve is not None:
+            arrays[stem] = curve
     params = model._portable_params()
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "fastmf_version": __version__,
         "estimator": type(model).__name__, "params": params,
         "global_mean": model.global_mean_, "n_iter": model.n_iter_,
-        "digest": _digest(arrays),
+        **model._stored_meta(), "digest": _digest(arrays),
     }
     path = Path(path)
     if path.suffix != ".npz":
@@ -94,7 +97,7 @@ def save(model: Any, path: str | os.PathLike) -> Path:
 
 
 def load(path: str | os.PathLike) -> Any:
-    """Read a model written by :meth:`BiasedALS.save`.
+    """Read a model written by ``save`` of :class:`BiasedALS` or :class:`BayesianALS`.
 
     Raises
     ------
@@ -103,8 +106,10 @@ def load(path: str | os.PathLike) -> Any:
         Not a fastmf model, truncated or corrupted, edited (digest mismatch), or written by a
         newer format version.
     """
+    from fastmf.bayes import BayesianALS
     from fastmf.model import BiasedALS
 
+    estimators = {cls.__name__: cls for cls in (BiasedALS, BayesianALS)}
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such model file: {path}")
@@ -138,15 +143,18 @@ def load(path: str | os.PathLike) -> Any:
             f"{meta.get('fastmf_version')}; this fastmf reads up to version {FORMAT_VERSION} "
             "-- upgrade fastmf"
         )
-    missing = [n for n in _ARRAYS if n not in arrays]
+    cls = estimators.get(meta.get("estimator"))
+    if cls is None:
+        raise ModelFileError(f"{path}: unknown estimator {meta.get('estimator')!r}")
+    missing = [n for n in (*_ARRAYS, *cls._CURVES[0]) if n not in arrays]
     if missing:
         raise ModelFileError(f"{path}: damaged model file, missing arrays {missing}")
     if meta.get("digest") != _digest(arrays):
         raise ModelFileError(f"{path}: the model file was modified or corrupted (digest mismatch)")
 
-    model = BiasedALS(**meta["params"])
-    config = model._config()  # re-validates the stored parameters
-    K = config.n_factors
+    model = cls(**meta["params"])
+    K = model._stored_width(meta)  # also re-validates the stored parameters
+    dtype = np.dtype(model.dtype)
     M, N = len(arrays["user_ids"]), len(arrays["item_ids"])
     expect = {
         "user_factors": (M, K), "item_factors": (N, K), "user_bias": (M,), "item_bias": (N,),
@@ -158,20 +166,21 @@ def load(path: str | os.PathLike) -> Any:
                 f"{path}: inconsistent model file, {name} has shape {arrays[name].shape}, "
                 f"expected {shape}"
             )
-    model.user_factors_ = arrays["user_factors"].astype(config.dtype)
-    model.item_factors_ = arrays["item_factors"].astype(config.dtype)
-    model.user_bias_ = arrays["user_bias"].astype(config.dtype)
-    model.item_bias_ = arrays["item_bias"].astype(config.dtype)
+    model.user_factors_ = arrays["user_factors"].astype(dtype)
+    model.item_factors_ = arrays["item_factors"].astype(dtype)
+    model.user_bias_ = arrays["user_bias"].astype(dtype)
+    model.item_bias_ = arrays["item_bias"].astype(dtype)
     model.user_counts_ = arrays["user_counts"]
     model.item_counts_ = arrays["item_counts"]
     model.user_ids_ = arrays["user_ids"]
     model.item_ids_ = arrays["item_ids"]
     model._rated_indptr = arrays["rated_indptr"].astype(np.int64)
     model._rated_indices = arrays["rated_indices"].astype(np.int32)
-    model.loss_curve_ = arrays["loss_curve"]
-    model.validation_curve_ = arrays.get("validation_curve")
+    for stem in (*cls._CURVES[0], *cls._CURVES[1]):
+        setattr(model, stem + "_", arrays.get(stem))
     model.global_mean_ = float(meta["global_mean"])
     model.n_iter_ = int(meta["n_iter"])
+    model._restore_meta(meta)
     return model
 
 

@@ -98,3 +98,71 @@ def objective(users, items, vals, M, N, U, b, V, c, mu, reg, reg_bias, count_reg
         + reg * (np.sum(su * np.sum(U**2, axis=1)) + np.sum(si * np.sum(V**2, axis=1)))
         + reg_bias * (np.sum(wu * b**2) + np.sum(wi * c**2))
     )
+
+
+def gibbs_draw(rows, cols, vals, n_rows, F, bias, other, other_bias, mu, alpha, prec, shift,
+               order, noise):
+    """One Gibbs half-step, row by row: ``theta_i = P^-1 (alpha Z^T r + shift) + L^-T z``.
+
+    ``Z = [V_i, 1]``, ``P = prec + alpha Z^T Z = L L^T`` (``np.linalg.cholesky``), ``z`` the
+    row's line of ``noise`` (``noise[q]`` belongs to ``order[q]``). Returns new ``(F, bias)``.
+    """
+    F = np.array(F, dtype=np.float64)
+    bias = np.array(bias, dtype=np.float64)
+    other = np.asarray(other, dtype=np.float64)
+    other_bias = np.asarray(other_bias, dtype=np.float64)
+    K = F.shape[1]
+    for q, i in enumerate(order):
+        sel = rows == i
+        Z = np.hstack([other[cols[sel]], np.ones((int(sel.sum()), 1))])
+        r = vals[sel] - mu - other_bias[cols[sel]]
+        P = prec + alpha * Z.T @ Z
+        mean = np.linalg.solve(P, alpha * Z.T @ r + shift)
+        L = np.linalg.cholesky(P)
+        x = mean + np.linalg.solve(L.T, np.asarray(noise[q], dtype=np.float64))
+        F[i], bias[i] = x[:K], x[K]
+    return F, bias
+
+
+def gibbs_sampler(users, items, vals, M, N, K, n_samples, burn_in, seed, sample_prior):
+    """The BayesianALS chain, spelled out: the same generator calls in the same order.
+
+    The draws of the hyper-parameters come from ``sample_prior`` (the library's, tested on
+    its own); everything else -- starts, row order, per-row draws via :func:`gibbs_draw`,
+    the noise precision and the posterior-mean predictions -- is written out here. Returns
+    the function ``predict(users, items)`` of the average over the kept samples.
+    """
+    users_seq, items_seq = np.random.SeedSequence(seed).spawn(2)
+    rng = np.random.default_rng(users_seq)
+    rng_v = np.random.default_rng(items_seq)
+    U = rng.standard_normal((M, K)) / K
+    V = rng_v.standard_normal((N, K)) / K
+    nu = np.bincount(users, minlength=M)
+    ni = np.bincount(items, minlength=N)
+    U[nu == 0] = 0
+    V[ni == 0] = 0
+    b, c = np.zeros(M), np.zeros(N)
+    mu = np.mean(vals)
+    alpha = 1 / np.var(vals)
+    order_u = [i for i in np.argsort(-nu, kind="stable") if nu[i] > 0]
+    order_v = [j for j in np.argsort(-ni, kind="stable") if ni[j] > 0]
+    samples = []
+    for sweep in range(burn_in + n_samples):
+        prec, shift = sample_prior(U[order_u], b[order_u], rng)
+        noise = rng.standard_normal((len(order_u), K + 1))
+        U, b = gibbs_draw(users, items, vals, M, U, b, V, c, mu, alpha, prec, shift, order_u,
+                          noise)
+        prec, shift = sample_prior(V[order_v], c[order_v], rng)
+        noise = rng.standard_normal((len(order_v), K + 1))
+        V, c = gibbs_draw(items, users, vals, N, V, c, U, b, mu, alpha, prec, shift, order_v,
+                          noise)
+        sse = np.sum((vals - mu - b[users] - c[items] - np.sum(U[users] * V[items], 1)) ** 2)
+        alpha = rng.gamma(1 + len(vals) / 2, 1 / (1 + sse / 2))
+        if sweep >= burn_in:
+            samples.append((U.copy(), b.copy(), V.copy(), c.copy()))
+
+    def predict(u, i):
+        return np.mean([mu + bs[u] + cs[i] + np.sum(Us[u] * Vs[i], 1)
+                        for Us, bs, Vs, cs in samples], axis=0)
+
+    return predict

@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SUBSET = ("test_half_step_matches_reference and (float64 and (K1 or K5)) or "
           "cg_with_enough or objective_kernel or predict_pairs or not_positive_definite or "
-          "long_rows_are_chunked")
+          "long_rows_are_chunked or (gibbs_kernel_matches_reference and float64) or "
+          "gibbs_kernel_chunks or gibbs_mean_is_the_ridge")
 
 
 @pytest.mark.parametrize("mode", ["NUMBA_BOUNDSCHECK", "NUMBA_DISABLE_JIT"])
@@ -22,7 +23,8 @@ def test_kernel_subset_under(mode, tmp_path):
     env["NUMBA_CACHE_DIR"] = str(tmp_path / "numba-cache")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-         str(ROOT / "tests" / "test_kernels.py"), "-k", SUBSET],
+         str(ROOT / "tests" / "test_kernels.py"), str(ROOT / "tests" / "test_bayes.py"),
+         "-k", SUBSET],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     tail = proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -10,6 +10,7 @@ from fastmf.kernels.als import (
     solve_rows,
     solve_rows_cg,
 )
+from fastmf.kernels.gibbs import sample_rows
 from fastmf.kernels.objective import loss_rows, objective, penalty_rows, predict_pairs
 from fastmf.kernels.topn import top_n
 
@@ -19,6 +20,7 @@ __all__ = [
     "objective",
     "penalty_rows",
     "predict_pairs",
+    "sample_rows",
     "solve_normal_equations",
     "solve_rows",
     "solve_rows_cg",
