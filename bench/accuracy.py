@@ -3,10 +3,12 @@
     python bench/accuracy.py ml100k      # u1..u5 base/test, search on each base only
     python bench/accuracy.py ml1m        # random 90/10 split, search on the 90 % only
 
-Reads ``$FASTMF_DATA_DIR`` (default ``../shared/data``). For every outer split the search
-(``fastmf.model_selection.search`` on a 90/10 holdout of the training part) picks
-``n_factors`` and ``reg``; the chosen model is refit on the whole training part and scored
-once on the test part, which the search never saw.
+Each runs both estimators: ``BiasedALS`` (search over ``n_factors`` and ``reg``) and
+``BayesianALS`` (search over ``n_factors``; it has no penalty to tune). Reads
+``$FASTMF_DATA_DIR`` (default ``../shared/data``). For every outer split the search
+(``fastmf.model_selection.search`` on a 90/10 holdout of the training part) picks the
+parameters; the chosen model is refit on the whole training part and scored once on the test
+part, which the search never saw.
 """
 
 import json
@@ -23,25 +25,43 @@ from fastmf.model_selection import score, search, train_test_split
 DATA = Path(os.environ.get("FASTMF_DATA_DIR", Path(__file__).resolve().parents[2] / "shared"
                            / "data"))
 
+# Per estimator: the template and the grid, for each data set.
+ESTIMATORS = {
+    "BiasedALS": (
+        fastmf.BiasedALS(n_iter=30, solver="cg", cg_steps=4, random_state=0),
+        {"ml100k": {"n_factors": [32, 64, 128], "reg": [0.1, 0.12, 0.14, 0.16]},
+         "ml1m": {"n_factors": [128, 256], "reg": [0.05, 0.06, 0.07, 0.08]}},
+    ),
+    "BayesianALS": (
+        fastmf.BayesianALS(random_state=0),
+        {"ml100k": {"n_factors": [5, 10, 20, 32]},
+         "ml1m": {"n_factors": [16, 32, 64]}},
+    ),
+}
+
+
+def chosen_and_scored(name: str, dataset: str, train, test, holdout_seed: int) -> dict:
+    """Search on a holdout of ``train``, refit the best on all of it, score on ``test``."""
+    template, grids = ESTIMATORS[name]
+    holdout = [train_test_split(train, 0.1, random_state=holdout_seed)]
+    res = search(template, train, grids[dataset], cv=holdout)
+    model = type(template)(**{**template.get_params(), **res.best_params}).fit(train)
+    return {"estimator": name, **res.best_params, "validation_rmse": round(res.best_score, 4),
+            **{f"test_{k}": round(v, 4) for k, v in score(model, test).items()}}
+
 
 def ml100k() -> dict:
-    grid = {"n_factors": [32, 64, 128], "reg": [0.1, 0.12, 0.14, 0.16]}
-    template = fastmf.BiasedALS(n_iter=30, solver="cg", cg_steps=4, random_state=0)
-    folds = []
-    for i in range(1, 6):
-        train = fastmf.read_ratings(DATA / "ml-100k" / f"u{i}.base")
-        test = fastmf.read_ratings(DATA / "ml-100k" / f"u{i}.test")
-        holdout = [train_test_split(train, 0.1, random_state=i)]
-        res = search(template, train, grid, cv=holdout)
-        model = fastmf.BiasedALS(**{**template.get_params(), **res.best_params}).fit(train)
-        folds.append({"fold": f"u{i}", **res.best_params,
-                      "validation_rmse": round(res.best_score, 4),
-                      **{k: round(v, 4) for k, v in score(model, test).items()}})
-        print(json.dumps(folds[-1]), flush=True)
-    return {"protocol": "ML-100K u1..u5, search on a 90/10 holdout of each base",
-            "folds": folds,
-            "mean_test_rmse": round(float(np.mean([f["rmse"] for f in folds])), 4),
-            "mean_test_mae": round(float(np.mean([f["mae"] for f in folds])), 4)}
+    out = {"protocol": "ML-100K u1..u5, search on a 90/10 holdout of each base"}
+    folds = [(fastmf.read_ratings(DATA / "ml-100k" / f"u{i}.base"),
+              fastmf.read_ratings(DATA / "ml-100k" / f"u{i}.test")) for i in range(1, 6)]
+    for name in ESTIMATORS:
+        rows = []
+        for i, (train, test) in enumerate(folds, 1):
+            rows.append({"fold": f"u{i}", **chosen_and_scored(name, "ml100k", train, test, i)})
+            print(json.dumps(rows[-1]), flush=True)
+        out[name] = {"mean_test_rmse": round(float(np.mean([r["test_rmse"] for r in rows])), 4),
+                     "mean_test_mae": round(float(np.mean([r["test_mae"] for r in rows])), 4)}
+    return out
 
 
 def ml1m() -> dict:
@@ -49,21 +69,17 @@ def ml1m() -> dict:
     train, test = train_test_split(ratings, 0.1, random_state=0)
     # Validation: one 90/10 split of the training part. 3-fold CV would train on only two
     # thirds of it and so pick more regularization than the full training part wants.
-    holdout = [train_test_split(train, 0.1, random_state=1)]
-    grid = {"n_factors": [128, 256], "reg": [0.05, 0.06, 0.07, 0.08]}
-    template = fastmf.BiasedALS(n_iter=30, solver="cg", cg_steps=4, random_state=0)
-    res = search(template, train, grid, cv=holdout)
-    print(res.results.to_string(index=False), flush=True)
-    model = fastmf.BiasedALS(**{**template.get_params(), **res.best_params}).fit(train)
-    return {"protocol": "ML-1M random 90/10 (random_state=0), search on a 90/10 holdout of "
-                        "the 90 % (random_state=1)",
-            **res.best_params, "validation_rmse": round(res.best_score, 4),
-            **{f"test_{k}": round(v, 4) for k, v in score(model, test).items()}}
+    out = {"protocol": "ML-1M random 90/10 (random_state=0), search on a 90/10 holdout of "
+                       "the 90 % (random_state=1)"}
+    for name in ESTIMATORS:
+        out[name] = chosen_and_scored(name, "ml1m", train, test, 1)
+        print(json.dumps(out[name]), flush=True)
+    return out
 
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "ml100k"
     t0 = time.perf_counter()
-    out = {"ml100k": ml100k, "ml1m": ml1m}[which]()
-    out["seconds"] = round(time.perf_counter() - t0, 1)
-    print(json.dumps(out))
+    result = {"ml100k": ml100k, "ml1m": ml1m}[which]()
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps(result))

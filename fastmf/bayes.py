@@ -105,6 +105,7 @@ class BayesianALS(_FactorModel):
     """
 
     _CURVES = (("rmse_curve", "noise_precision_curve"), ("validation_curve",))
+    _TRAINING_CURVE = ("rmse_curve_", "training RMSE of each sample", False)
 
     def __init__(
         self,

@@ -120,7 +120,12 @@ def _progress(args: argparse.Namespace, total: int, train: fastmf.Ratings,
                leave=True, dynamic_ncols=True)
 
     def callback(it: int, model: Any) -> None:
-        post = {"loss": f"{model.loss_curve_[-1]:.5g}", "rmse": f"{_rmse_on(model, train):.4f}"}
+        if isinstance(model, fastmf.BayesianALS):  # not fitted until the last sweep
+            post = {"rmse": f"{model.rmse_curve_[-1]:.4f}",
+                    "sigma": f"{model.noise_precision_curve_[-1] ** -0.5:.4f}"}
+        else:
+            post = {"loss": f"{model.loss_curve_[-1]:.5g}",
+                    "rmse": f"{_rmse_on(model, train):.4f}"}
         if model.validation_curve_ is not None and len(model.validation_curve_):
             post["val_rmse"] = f"{model.validation_curve_[-1]:.4f}"
         bar.set_postfix(post, refresh=False)
@@ -200,27 +205,44 @@ def cmd_fit(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     train = _read(args, args.data)
     validation = _read(args, args.validation) if args.validation else None
-    model = fastmf.BiasedALS(
-        args.factors, reg=args.reg, reg_bias=args.reg_bias, n_iter=args.iters,
-        solver=args.solver, cg_steps=args.cg_steps, bias_update=args.bias_update,
-        reg_scaling=args.reg_scaling, dtype=args.dtype, random_state=args.seed,
-        n_jobs=args.jobs,
-    )
-    bar, callback = _progress(args, args.iters, train, validation)
-    with bar:
-        model.fit(train, validation=validation, callback=callback,
-                  early_stopping_rounds=args.early_stopping)
+    if args.bayesian:
+        if args.early_stopping is not None:
+            raise ValueError("--early-stopping does not apply to --bayesian (nothing to stop "
+                            "early: every sample is kept)")
+        model = fastmf.BayesianALS(
+            args.factors, n_samples=args.samples, burn_in=args.burn_in, dtype=args.dtype,
+            random_state=args.seed, n_jobs=args.jobs,
+        )
+        bar, callback = _progress(args, args.samples + args.burn_in, train, validation)
+        with bar:
+            model.fit(train, validation=validation, callback=callback)
+    else:
+        model = fastmf.BiasedALS(
+            args.factors, reg=args.reg, reg_bias=args.reg_bias, n_iter=args.iters,
+            solver=args.solver, cg_steps=args.cg_steps, bias_update=args.bias_update,
+            reg_scaling=args.reg_scaling, dtype=args.dtype, random_state=args.seed,
+            n_jobs=args.jobs,
+        )
+        bar, callback = _progress(args, args.iters, train, validation)
+        with bar:
+            model.fit(train, validation=validation, callback=callback,
+                      early_stopping_rounds=args.early_stopping)
     path = model.save(args.output)
     payload = {
-        "model": str(path), "ratings": train.nnz, "users": train.n_users,
-        "items": train.n_items, "iterations": model.n_iter_,
-        "loss": float(model.loss_curve_[-1]), "train_rmse": _rmse_on(model, train),
-        "seconds": time.perf_counter() - t0,
+        "model": str(path), "estimator": type(model).__name__, "ratings": train.nnz,
+        "users": train.n_users, "items": train.n_items, "iterations": model.n_iter_,
+        "train_rmse": _rmse_on(model, train), "seconds": time.perf_counter() - t0,
     }
+    if args.bayesian:
+        payload["samples"] = model.n_samples_
+    else:
+        payload["loss"] = float(model.loss_curve_[-1])
     if validation is not None:
         payload["validation_rmse"] = _rmse_on(model, validation)
+    steps = (f"{model.n_iter_} sweeps ({args.burn_in} burn-in, {model.n_samples_} samples)"
+             if args.bayesian else f"{model.n_iter_} iterations")
     text = (f"fitted {train.nnz:,} ratings ({train.n_users:,} users x {train.n_items:,} items), "
-            f"{model.n_iter_} iterations, train RMSE {payload['train_rmse']:.4f}"
+            f"{steps}, train RMSE {payload['train_rmse']:.4f}"
             + (f", validation RMSE {payload['validation_rmse']:.4f}" if validation else "")
             + f"\nsaved {path}")
     _emit(args, payload, text)
@@ -355,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("fit", parents=[common, data, hyper], help="fit a model to a file",
-                       description="Fit BiasedALS to the ratings in DATA and save it.")
+                       description="Fit BiasedALS (or, with --bayesian, BayesianALS) to the "
+                                   "ratings in DATA and save it.")
     s.add_argument("data", metavar="DATA",
                    help="ratings file (CSV, TSV, Parquet, MovieLens); - for standard input")
     s.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file (.npz)")
@@ -369,6 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--validation", metavar="FILE", help="held-out ratings to monitor")
     s.add_argument("--early-stopping", type=int, metavar="N",
                    help="with --validation: stop after N iterations without improvement")
+    s.add_argument("--bayesian", action="store_true",
+                   help="Gibbs-sample the Bayesian model instead (no --reg to tune; --iters, "
+                        "--reg*, --bias-update, --solver, --cg-steps do not apply)")
+    s.add_argument("--samples", type=int, default=100,
+                   help="with --bayesian: samples averaged for prediction (default 100)")
+    s.add_argument("--burn-in", type=int, default=20,
+                   help="with --bayesian: sweeps discarded first (default 20)")
     s.set_defaults(func=cmd_fit)
 
     s = sub.add_parser("evaluate", parents=[common, data], help="score a model on a file",

@@ -329,6 +329,9 @@ def fit(
     import dask
 
     model = BiasedALS() if model is None else model
+    if not isinstance(model, BiasedALS):
+        raise TypeError(f"distributed.fit fits a BiasedALS, got {type(model).__name__} "
+                        "(BayesianALS runs on one machine only)")
     if model.solver != "cholesky":
         raise ValueError("the distributed fit solves items from summed normal equations: "
                          "use solver='cholesky'")

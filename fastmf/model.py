@@ -38,6 +38,8 @@ class _FactorModel:
 
     #: Per-iteration curves saved with the model: ``(required, optional)`` attribute stems.
     _CURVES: tuple[tuple[str, ...], tuple[str, ...]] = (("loss_curve",), ("validation_curve",))
+    #: The curve that shows training progress, its label, and whether to plot it on a log scale.
+    _TRAINING_CURVE: tuple[str, str, bool] = ("loss_curve_", "objective J", True)
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Constructor parameters, as in scikit-learn."""

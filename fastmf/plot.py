@@ -22,8 +22,9 @@ def plot_model(model: Any, path: str | os.PathLike, *, titles: dict[Any, str] | 
                n_labels: int = 25) -> Path:
     """Write a PNG with the training curves and a 2-D map of the items.
 
-    Left: the objective ``J`` per iteration (log scale) and, when the fit had validation
-    data, the validation RMSE. Right: each item as a point at its first two principal
+    Left: the training curve per iteration (``BiasedALS``: the objective ``J``, log scale;
+    ``BayesianALS``: each sample's training RMSE) and, when the fit had validation data, the
+    validation RMSE. Right: each item as a point at its first two principal
     components of the item factors, sized by its number of ratings; the ``n_labels``
     most-rated items are labelled (with ``titles`` when given), so related items can be
     seen sitting together.
@@ -41,19 +42,23 @@ def plot_model(model: Any, path: str | os.PathLike, *, titles: dict[Any, str] | 
     model._check_fitted()
     titles = titles or {}
     fig, (ax_loss, ax_map) = plt.subplots(1, 2, figsize=(14, 6))
-    it = np.arange(1, len(model.loss_curve_) + 1)
-    ax_loss.plot(it, model.loss_curve_, "o-", color="C0", label="objective J")
-    ax_loss.set_yscale("log")
+    stem, label, log = model._TRAINING_CURVE
+    curve = getattr(model, stem)
+    it = np.arange(1, len(curve) + 1)
+    ax_loss.plot(it, curve, "o-", color="C0", label=label)
+    if log:
+        ax_loss.set_yscale("log")
     ax_loss.set_xlabel("iteration")
-    ax_loss.set_ylabel("objective J (log scale)")
+    ax_loss.set_ylabel(label + (" (log scale)" if log else ""))
     ax_loss.set_title("training")
+    handles = ax_loss.get_lines()
     if model.validation_curve_ is not None and len(model.validation_curve_):
         ax_val = ax_loss.twinx()
         ax_val.plot(np.arange(1, len(model.validation_curve_) + 1), model.validation_curve_,
                     "s--", color="C1", label="validation RMSE")
         ax_val.set_ylabel("validation RMSE")
-        ax_val.legend(loc="upper center")
-    ax_loss.legend(loc="upper right")
+        handles += ax_val.get_lines()
+    ax_loss.legend(handles=handles, loc="upper right")  # one legend for both axes
 
     xy = item_map(model)
     counts = model.item_counts_.astype(float)

@@ -66,6 +66,25 @@ def test_fit_evaluate_recommend_similar_plot(files):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
 
+def test_bayesian_fit_evaluate_plot(files):
+    model = files / "b.npz"
+    out = run("fit", files / "train.csv", "-o", model, "--bayesian", "--factors", 3,
+              "--samples", 6, "--burn-in", 2, "--validation", files / "test.csv", "--json")
+    summary = json.loads(out.stdout)
+    assert summary["estimator"] == "BayesianALS"
+    assert summary["iterations"] == 8 and summary["samples"] == 6
+    assert "sigma=" in out.stderr  # progress: each sample's RMSE and noise level
+    loaded = fastmf.load(model)
+    assert isinstance(loaded, fastmf.BayesianALS) and loaded.user_factors_.shape[1] == 18
+    ev = json.loads(run("evaluate", model, files / "test.csv", "--json").stdout)
+    assert ev["rmse"] == pytest.approx(summary["validation_rmse"], rel=1e-5)
+    run("plot", model, "-o", files / "b.png", "-q")
+    assert (files / "b.png").read_bytes()[:4] == b"\x89PNG"
+    bad = run("fit", files / "train.csv", "-o", model, "--bayesian", "--early-stopping", 2,
+              ok=False)
+    assert bad.returncode == 1 and "--early-stopping does not apply" in bad.stderr
+
+
 def test_fit_reads_standard_input(files):
     proc = subprocess.run([sys.executable, "-m", "fastmf.cli", "fit", "-", "-o",
                            str(files / "stdin.npz"), "--iters", "2", "-q", "--json"],

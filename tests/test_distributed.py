@@ -10,7 +10,7 @@ import pytest
 from conftest import awkward_ratings
 
 import fastmf
-from fastmf import BiasedALS
+from fastmf import BayesianALS, BiasedALS
 
 distributed = pytest.importorskip("dask.distributed")
 pytest.importorskip("pyarrow")
@@ -121,6 +121,8 @@ def test_dask_dataframe_input_and_bad_input(client, data, tmp_path):
     assert got.user_factors_.shape == (local.n_users, 3)
     with pytest.raises(ValueError, match="solver='cholesky'"):
         fdist.fit(client, path, BiasedALS(solver="cg"))
+    with pytest.raises(TypeError, match="fits a BiasedALS, got BayesianALS"):
+        fdist.fit(client, path, BayesianALS())
     with pytest.raises(ValueError, match=r"no column\(s\) \['score'\]"):
         fdist.fit(client, path, rating_col="score")
 
