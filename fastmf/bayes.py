@@ -180,8 +180,11 @@ class BayesianALS(_FactorModel):
         V[item_counts == 0] = 0
         b = np.zeros(M, dtype=dt)
         c = np.zeros(N, dtype=dt)
-        var = float(np.var(ratings.values))
-        alpha = cfg.alpha if cfg.alpha is not None else 1.0 / max(var, 1e-12)
+        # Start alpha at its conditional mean given the global-mean-only start (residuals =
+        # deviations from mu): about 1 / variance, bounded by the Gamma(1, 1) prior when the
+        # ratings are (nearly) constant, where 1 / variance would overflow the systems.
+        sse0 = float(np.sum((ratings.values - mu) ** 2))
+        alpha = cfg.alpha if cfg.alpha is not None else (1 + ratings.nnz / 2) / (1 + sse0 / 2)
 
         kept_U = np.zeros((M, S, K), dtype=dt)
         kept_V = np.zeros((N, S, K), dtype=dt)
@@ -215,7 +218,12 @@ class BayesianALS(_FactorModel):
                             *arrays, other, other_bias, typ(mu), typ(alpha), prec.astype(dt),
                             shift.astype(dt), order, n_threads, noise, F, bias,
                         )
-                        check_half_step(failed, F, bias, sweep, side)
+                        if failed:
+                            raise FloatingPointError(
+                                f"sweep {sweep + 1}, {side} draws: {failed} conditional "
+                                f"precision matrices not positive definite in {dt.name} "
+                                "(nearly noise-free ratings?); use dtype='float64'")
+                        check_half_step(0, F, bias, sweep, side)
                     sse = float(loss_rows(*csr, U, b, V, c, typ(mu), typ(0), typ(0), False,
                                           False))
                     if cfg.alpha is None:

@@ -143,7 +143,7 @@ def gibbs_sampler(users, items, vals, M, N, K, n_samples, burn_in, seed, sample_
     V[ni == 0] = 0
     b, c = np.zeros(M), np.zeros(N)
     mu = np.mean(vals)
-    alpha = 1 / np.var(vals)
+    alpha = (1 + len(vals) / 2) / (1 + np.sum((vals - mu) ** 2) / 2)
     order_u = [i for i in np.argsort(-nu, kind="stable") if nu[i] > 0]
     order_v = [j for j in np.argsort(-ni, kind="stable") if ni[j] > 0]
     samples = []

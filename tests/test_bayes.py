@@ -241,3 +241,14 @@ def test_bad_parameters_are_named(params, error, match):
     ratings, _ = fastmf.make_ratings(30, 20, 200, random_state=0)
     with pytest.raises(error, match=match):
         fastmf.BayesianALS(**params).fit(ratings)
+
+
+def test_near_noise_free_float32_failure_names_the_remedy():
+    # alpha = 1e9 against a prior of order 1: the rank-1 system of a one-rating user is
+    # singular to float32 working precision, which must be reported, not drawn as garbage.
+    ratings = fastmf.Ratings([0, 1, 1], [0, 0, 1], [3.0, 4.0, 5.0])
+    with pytest.raises(FloatingPointError, match=r"sweep 1, user draws: .*dtype='float64'"):
+        fastmf.BayesianALS(2, alpha=1e9, dtype="float32", random_state=0).fit(ratings)
+    model = fastmf.BayesianALS(2, alpha=1e9, dtype="float64", n_samples=3, burn_in=0,
+                               random_state=0).fit(ratings)
+    assert np.isfinite(model.user_factors_).all()

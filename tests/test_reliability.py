@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_info
 
 import fastmf
-from fastmf import BiasedALS, Ratings
+from fastmf import BayesianALS, BiasedALS, Ratings
 from fastmf._solver import ALSProblem
 
 
@@ -195,3 +195,21 @@ def test_property_ingestion_accepts_or_names_the_problem(rows):
         return
     assert r.nnz <= len(rows) and np.isfinite(r.values).all()
     assert np.all(np.diff(r.user_index.astype(np.int64) * r.n_items + r.item_index) > 0)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 7),
+                            st.floats(-10, 10, allow_nan=False, width=32)),
+                  min_size=1, max_size=60),
+    K=st.integers(1, 5),
+    dtype=st.sampled_from(["float32", "float64"]),
+)
+def test_property_bayesian_small_sets_fit_finite(data, K, dtype):
+    # single ratings, constant ratings (zero variance), users with one item, ...
+    u, i, r = zip(*data)
+    ratings = Ratings(np.array(u), np.array(i), np.array(r), duplicates="last")
+    model = BayesianALS(K, n_samples=4, burn_in=2, dtype=dtype, random_state=0).fit(ratings)
+    assert np.isfinite(model.user_factors_).all() and np.isfinite(model.item_factors_).all()
+    assert np.isfinite(model.rmse_curve_).all() and (model.noise_precision_curve_ > 0).all()
+    assert np.isfinite(model.predict(np.array(u), np.array(i))).all()
