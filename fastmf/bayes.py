@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from fastmf._solver import check_half_step, row_order
+from fastmf._solver import row_order
 from fastmf._threads import thread_limits
 from fastmf.kernels import loss_rows, predict_pairs, sample_rows
 from fastmf.model import _FactorModel, _init_rngs, _nonnegative, _positive_int
@@ -69,6 +69,8 @@ class BayesianALS(_FactorModel):
     user_factors_ : ndarray of shape (n_users, n_factors * n_samples_)
     item_factors_ : ndarray of shape (n_items, n_factors * n_samples_)
         The kept samples side by side, scaled so that ``U V^T`` is their average.
+        ``similar_items`` / ``similar_users`` take cosines of these rows, i.e. of the
+        posterior-averaged inner products.
     user_bias_, item_bias_ : ndarray
         Posterior-mean biases.
     global_mean_ : float
@@ -163,6 +165,7 @@ class BayesianALS(_FactorModel):
         """
         cfg = self._settings()
         dt, K, S = cfg.dtype, cfg.n_factors, cfg.n_samples
+        self.__dict__.pop("user_factors_", None)  # an interrupted refit must not look fitted
         ratings = as_ratings(X)
         if ratings.nnz == 0:
             raise ValueError("cannot fit on an empty rating set (0 ratings)")
@@ -218,12 +221,7 @@ class BayesianALS(_FactorModel):
                             *arrays, other, other_bias, typ(mu), typ(alpha), prec.astype(dt),
                             shift.astype(dt), order, n_threads, noise, F, bias,
                         )
-                        if failed:
-                            raise FloatingPointError(
-                                f"sweep {sweep + 1}, {side} draws: {failed} conditional "
-                                f"precision matrices not positive definite in {dt.name} "
-                                "(nearly noise-free ratings?); use dtype='float64'")
-                        check_half_step(0, F, bias, sweep, side)
+                        _check_draws(failed, F, bias, sweep, side)
                     sse = float(loss_rows(*csr, U, b, V, c, typ(mu), typ(0), typ(0), False,
                                           False))
                     if cfg.alpha is None:
@@ -277,11 +275,14 @@ class BayesianALS(_FactorModel):
 
     def _keep(self, kept_U, kept_V, sum_b, sum_c, kept: int, data: tuple) -> None:
         """Publish the posterior-mean predictor of the first ``kept`` samples."""
+        scale = kept_U.dtype.type(1.0 / math.sqrt(kept))
+        # (rows, samples, K) -> (rows, samples * K): a view unless the chain stopped early;
+        # scaled in place, so the samples are never held twice.
+        self.user_factors_ = np.ascontiguousarray(kept_U[:, :kept]).reshape(len(kept_U), -1)
+        self.item_factors_ = np.ascontiguousarray(kept_V[:, :kept]).reshape(len(kept_V), -1)
+        self.user_factors_ *= scale
+        self.item_factors_ *= scale
         dt = kept_U.dtype
-        scale = 1.0 / math.sqrt(kept)
-        M, N = kept_U.shape[0], kept_V.shape[0]
-        self.user_factors_ = (kept_U[:, :kept].reshape(M, -1) * scale).astype(dt)
-        self.item_factors_ = (kept_V[:, :kept].reshape(N, -1) * scale).astype(dt)
         self.user_bias_ = (sum_b / kept).astype(dt)
         self.item_bias_ = (sum_c / kept).astype(dt)
         (self.user_ids_, self.item_ids_, self.user_counts_, self.item_counts_,
@@ -349,6 +350,18 @@ def sample_prior(
     chol = np.linalg.cholesky(beta_n * lam)
     m = n * xbar / beta_n + np.linalg.solve(chol.T, rng.standard_normal(D))
     return lam, lam @ m
+
+
+def _check_draws(failed: int, F: np.ndarray, bias: np.ndarray, sweep: int, side: str) -> None:
+    """Raise ``FloatingPointError`` naming the sweep if a half-step's draws went wrong."""
+    where = f"sweep {sweep + 1}, {side} draws"
+    if failed:
+        raise FloatingPointError(
+            f"{where}: {failed} conditional precision matrices not positive definite in "
+            f"{F.dtype.name} (nearly noise-free ratings?); use dtype='float64'")
+    if not (np.isfinite(F).all() and np.isfinite(bias).all()):
+        raise FloatingPointError(f"{where} produced non-finite factors; check the ratings' "
+                                 "scale or use dtype='float64'")
 
 
 def _pairs(ui, ii, U, b, V, c, mu) -> np.ndarray:

@@ -252,3 +252,16 @@ def test_near_noise_free_float32_failure_names_the_remedy():
     model = fastmf.BayesianALS(2, alpha=1e9, dtype="float64", n_samples=3, burn_in=0,
                                random_state=0).fit(ratings)
     assert np.isfinite(model.user_factors_).all()
+
+
+def test_interrupted_refit_does_not_keep_the_old_model():
+    ratings, _ = fastmf.make_ratings(100, 50, 1500, random_state=1)
+    model = fastmf.BayesianALS(3, n_samples=3, burn_in=1, random_state=0).fit(ratings)
+
+    def interrupt(sweep, m):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.set_params(burn_in=5).fit(ratings, callback=interrupt)
+    with pytest.raises(AttributeError, match="not fitted"):
+        model.predict([0], [0])
