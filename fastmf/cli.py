@@ -162,9 +162,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     bar, callback = _progress(args, args.iters, train, None)
     with bar:
         model.fit(train, callback=callback)
+    bayes = fastmf.BayesianALS(args.factors, random_state=args.seed)
+    bar, callback = _progress(args, bayes.n_samples + bayes.burn_in, train, None)
+    with bar:
+        bayes.fit(train, callback=callback)
     base = BiasOnly().fit(train)
     rmse = {
         "train": _rmse_on(model, train), "test": _rmse_on(model, test),
+        "bayesian_train": _rmse_on(bayes, train), "bayesian_test": _rmse_on(bayes, test),
         "baseline_train": _rmse_on(base, train), "baseline_test": _rmse_on(base, test),
     }
     user = train.user_ids[np.argmax(np.bincount(train.user_index))]
@@ -182,10 +187,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"data:      {source}",
         f"           {ratings.nnz:,} ratings, {ratings.n_users:,} users, "
         f"{ratings.n_items:,} items; 90/10 random split",
-        f"model:     BiasedALS(n_factors={args.factors}), {model.n_iter_} ALS iterations",
+        f"models:    BiasedALS(n_factors={args.factors}), {model.n_iter_} ALS iterations;",
+        f"           BayesianALS(n_factors={args.factors}), {bayes.burn_in} burn-in + "
+        f"{bayes.n_samples_} Gibbs sweeps",
         "",
         "RMSE              train    test",
         f"BiasedALS        {rmse['train']:.4f}  {rmse['test']:.4f}",
+        f"BayesianALS      {rmse['bayesian_train']:.4f}  {rmse['bayesian_test']:.4f}",
         f"biases only      {rmse['baseline_train']:.4f}  {rmse['baseline_test']:.4f}",
         "",
         f"top 5 for user {user} (most active):",

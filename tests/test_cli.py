@@ -110,6 +110,7 @@ def test_demo_needs_no_files():
     out = run("demo", "--json", "-q", "--iters", 3)
     res = json.loads(out.stdout)
     assert res["rmse"]["test"] < res["rmse"]["baseline_test"]
+    assert res["rmse"]["bayesian_test"] < res["rmse"]["baseline_test"]
     assert len(res["recommendations"]) == 5
 
 
