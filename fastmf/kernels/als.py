@@ -158,6 +158,12 @@ def _gram_chunk(indptr, rows, K):
 
 
 @njit(cache=True)
+def _failures(failed):
+    """Total of the per-task counts of failed rows (integers: exact in any order)."""
+    return failed.sum()
+
+
+@njit(cache=True)
 def _write_row(ok, b, x, row, factors, bias):
     """Store a solved row, or NaN when its system was not positive definite."""
     K = factors.shape[1]
@@ -231,10 +237,7 @@ def solve_rows(
             _write_row(ok, b, x, row, factors, bias)
             if not ok:
                 failed[task] += 1
-    total = 0
-    for task in range(n_tasks):  # a plain loop: .sum() would become a parallel reduction
-        total += failed[task]
-    return total
+    return _failures(failed)
 
 
 @njit(parallel=True, cache=True)
@@ -289,10 +292,7 @@ def solve_normal_equations(
             _write_row(ok, b, x, r, factors, bias)
             if not ok:
                 failed[task] += 1
-    total = 0
-    for task in range(n_tasks):
-        total += failed[task]
-    return total
+    return _failures(failed)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -466,7 +466,4 @@ def solve_rows_cg(
                 for k in range(K):
                     factors[row, k] = np.nan
                 bias[row] = np.nan
-    total = 0
-    for task in range(n_tasks):
-        total += failed[task]
-    return total
+    return _failures(failed)

@@ -15,7 +15,14 @@ the same Cholesky and draws ``theta_i = mean + L^-T z``.
 import numpy as np
 from numba import njit, prange
 
-from fastmf.kernels.als import _FASTMATH, _cholesky_solve, _gather_gram, _gram_chunk, _write_row
+from fastmf.kernels.als import (
+    _FASTMATH,
+    _cholesky_solve,
+    _failures,
+    _gather_gram,
+    _gram_chunk,
+    _write_row,
+)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -93,7 +100,4 @@ def sample_rows(
             _write_row(ok, x[K], x, row, factors, bias)
             if not ok:
                 failed[task] += 1
-    total = 0
-    for task in range(n_tasks):
-        total += failed[task]
-    return total
+    return _failures(failed)
