@@ -14,8 +14,14 @@ from scipy import stats
 
 from fastmf._solver import row_order
 from fastmf._threads import thread_limits
-from fastmf.kernels import loss_rows, predict_pairs, sample_rows
-from fastmf.model import _FactorModel, _init_rngs, _nonnegative, _positive_int
+from fastmf.kernels import loss_rows, sample_rows
+from fastmf.model import (
+    _FactorModel,
+    _init_rngs,
+    _nonnegative,
+    _positive_int,
+    predict_at,
+)
 from fastmf.ratings import as_ratings
 
 logger = logging.getLogger("fastmf")
@@ -237,7 +243,7 @@ class BayesianALS(_FactorModel):
                     msg = (f"sweep {sweep + 1}: train RMSE {rmse_curve[-1]:.5f}, "
                            f"sigma {alpha ** -0.5:.4f}")
                     if val is not None:
-                        pred = _pairs(val[0], val[1], U, b, V, c, mu)
+                        pred = predict_at(val[0], val[1], U, b, V, c, mu)
                         if kept:
                             val_sum += pred
                             pred = val_sum / kept
@@ -362,16 +368,3 @@ def _check_draws(failed: int, F: np.ndarray, bias: np.ndarray, sweep: int, side:
     if not (np.isfinite(F).all() and np.isfinite(bias).all()):
         raise FloatingPointError(f"{where} produced non-finite factors; check the ratings' "
                                  "scale or use dtype='float64'")
-
-
-def _pairs(ui, ii, U, b, V, c, mu) -> np.ndarray:
-    """Predictions of one sample at index pairs (unknown ids: ``mu`` + the known bias)."""
-    known = (ui >= 0) & (ii >= 0)
-    out = np.full(len(ui), mu)
-    pred = np.empty(int(known.sum()), dtype=U.dtype)
-    predict_pairs(ui[known], ii[known], U, b, V, c, U.dtype.type(mu), pred)
-    out[known] = pred
-    partial = ~known
-    out[partial] += np.where(ui[partial] >= 0, b[np.maximum(ui[partial], 0)], 0)
-    out[partial] += np.where(ii[partial] >= 0, c[np.maximum(ii[partial], 0)], 0)
-    return out

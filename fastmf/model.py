@@ -180,23 +180,8 @@ class _FactorModel:
         return _similar(self.user_factors_, self.user_ids_, user, n, "user")
 
     def _predict_index(self, ui: np.ndarray, ii: np.ndarray, unseen: Unseen) -> np.ndarray:
-        dt = self.user_factors_.dtype
-        known = (ui >= 0) & (ii >= 0)
-        pred = np.empty(int(known.sum()), dtype=dt)
-        predict_pairs(
-            ui[known], ii[known], self.user_factors_, self.user_bias_, self.item_factors_,
-            self.item_bias_, dt.type(self.global_mean_), pred,
-        )
-        out = np.empty(len(ui), dtype=dt)
-        out[known] = pred
-        if not known.all():
-            if unseen == "nan":
-                out[~known] = np.nan
-            else:
-                ub = np.where(ui >= 0, self.user_bias_[np.maximum(ui, 0)], 0)
-                ib = np.where(ii >= 0, self.item_bias_[np.maximum(ii, 0)], 0)
-                out[~known] = (self.global_mean_ + ub + ib)[~known]
-        return out
+        return predict_at(ui, ii, self.user_factors_, self.user_bias_, self.item_factors_,
+                          self.item_bias_, self.global_mean_, unseen)
 
     def _rmse_index(self, ui: np.ndarray, ii: np.ndarray, truth: np.ndarray) -> float:
         pred = self._predict_index(ui, ii, "bias")
@@ -694,6 +679,25 @@ class BiasedALS(_FactorModel):
         if not np.all(np.isfinite(F)):
             raise ValueError(f"{name} contains NaN or inf")
         return np.array(F, dtype=dt, order="C", copy=True)  # never write into the caller's
+
+def predict_at(ui: np.ndarray, ii: np.ndarray, U: np.ndarray, b: np.ndarray, V: np.ndarray,
+               c: np.ndarray, mu: float, unseen: Unseen = "bias") -> np.ndarray:
+    """Predictions at index pairs; an index of -1 (unknown id) follows ``unseen``."""
+    dt = U.dtype
+    known = (ui >= 0) & (ii >= 0)
+    pred = np.empty(int(known.sum()), dtype=dt)
+    predict_pairs(ui[known], ii[known], U, b, V, c, dt.type(mu), pred)
+    out = np.empty(len(ui), dtype=dt)
+    out[known] = pred
+    if not known.all():
+        if unseen == "nan":
+            out[~known] = np.nan
+        else:
+            ub = np.where(ui >= 0, b[np.maximum(ui, 0)], 0)
+            ib = np.where(ii >= 0, c[np.maximum(ii, 0)], 0)
+            out[~known] = (mu + ub + ib)[~known]
+    return out
+
 
 def _sub_csr(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray):
     """CSR of the selected rows (-1 selects an empty row), vectorized."""
