@@ -221,9 +221,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             args.factors, n_samples=args.samples, burn_in=args.burn_in, dtype=args.dtype,
             random_state=args.seed, n_jobs=args.jobs,
         )
-        bar, callback = _progress(args, args.samples + args.burn_in, train, validation)
-        with bar:
-            model.fit(train, validation=validation, callback=callback)
+        total, options = args.samples + args.burn_in, {}
     else:
         model = fastmf.BiasedALS(
             args.factors, reg=args.reg, reg_bias=args.reg_bias, n_iter=args.iters,
@@ -231,10 +229,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
             reg_scaling=args.reg_scaling, dtype=args.dtype, random_state=args.seed,
             n_jobs=args.jobs,
         )
-        bar, callback = _progress(args, args.iters, train, validation)
-        with bar:
-            model.fit(train, validation=validation, callback=callback,
-                      early_stopping_rounds=args.early_stopping)
+        total, options = args.iters, {"early_stopping_rounds": args.early_stopping}
+    bar, callback = _progress(args, total, train, validation)
+    with bar:
+        model.fit(train, validation=validation, callback=callback, **options)
     path = model.save(args.output)
     payload = {
         "model": str(path), "estimator": type(model).__name__, "ratings": train.nnz,
