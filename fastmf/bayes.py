@@ -51,10 +51,13 @@ class BayesianALS(_FactorModel):
     n_factors : int, default=10
         Rank ``K`` of each sample's factors.
     n_samples : int, default=100
-        Sweeps kept (after ``burn_in``) and averaged for prediction. Memory of the fitted
+        Samples kept (after ``burn_in``) and averaged for prediction. Memory of the fitted
         model grows with ``n_factors * n_samples``.
     burn_in : int, default=20
         Sweeps discarded at the start while the chain moves away from the random start.
+    thin : int, default=1
+        Keep every ``thin``-th sweep after burn-in (``burn_in + n_samples * thin`` sweeps in
+        all): less correlated samples for the same memory.
     alpha : float, optional
         Fixed noise precision ``1 / sigma^2`` (in squared rating units). By default it is
         sampled from its posterior under a Gamma(1, 1) hyperprior.
@@ -90,7 +93,7 @@ class BayesianALS(_FactorModel):
         ``alpha`` after each sweep (constant when ``alpha`` is given).
     validation_curve_ : ndarray of float64 or None
         With ``fit(validation=...)``: after each sweep, the validation RMSE of the current
-        sample during burn-in, then of the running posterior mean.
+        sample until the first kept one, then of the running posterior mean.
     user_ids_, item_ids_, user_counts_, item_counts_ :
         As in :class:`BiasedALS`; rows with no ratings are never drawn and keep zero factors
         and biases, so they predict like unseen ids.
@@ -121,6 +124,7 @@ class BayesianALS(_FactorModel):
         *,
         n_samples: int = 100,
         burn_in: int = 20,
+        thin: int = 1,
         alpha: float | None = None,
         dtype: Any = "float32",
         random_state: int | np.random.Generator | None = None,
@@ -130,6 +134,7 @@ class BayesianALS(_FactorModel):
         self.n_factors = n_factors
         self.n_samples = n_samples
         self.burn_in = burn_in
+        self.thin = thin
         self.alpha = alpha
         self.dtype = dtype
         self.random_state = random_state
@@ -157,13 +162,13 @@ class BayesianALS(_FactorModel):
             ``validation_curve_``.
         callback : callable, optional
             Called as ``callback(sweep, model)`` after each sweep with the curves up to
-            date; returning True after burn-in stops the sampler, keeping the samples so
-            far (during burn-in the return value is ignored).
+            date; returning True stops the sampler, keeping the samples so far (the return
+            value is ignored until the first sample is kept).
 
         Notes
         -----
-        A ``KeyboardInterrupt`` after burn-in keeps the samples drawn so far (``n_samples_``
-        says how many) before it propagates; during burn-in the model stays unfitted.
+        A ``KeyboardInterrupt`` keeps the samples drawn so far (``n_samples_`` says how
+        many) before it propagates; before the first kept sample the model stays unfitted.
 
         Returns
         -------
@@ -204,7 +209,7 @@ class BayesianALS(_FactorModel):
         alpha_curve: list[float] = []
         val_curve: list[float] = []
         kept = 0
-        sweeps = cfg.burn_in + S
+        sweeps = cfg.burn_in + S * cfg.thin
         data = (ratings.user_ids, ratings.item_ids, user_counts, item_counts, csr[0], csr[1], mu)
 
         bar = None
@@ -234,7 +239,8 @@ class BayesianALS(_FactorModel):
                         alpha = rng.gamma(1.0 + ratings.nnz / 2, 1.0 / (1.0 + sse / 2))
                     rmse_curve.append(math.sqrt(sse / ratings.nnz))
                     alpha_curve.append(float(alpha))
-                    if sweep >= cfg.burn_in:
+                    keep = sweep >= cfg.burn_in and (sweep - cfg.burn_in + 1) % cfg.thin == 0
+                    if keep:
                         kept_U[:, kept] = U
                         kept_V[:, kept] = V
                         sum_b += b
@@ -244,8 +250,9 @@ class BayesianALS(_FactorModel):
                            f"sigma {alpha ** -0.5:.4f}")
                     if val is not None:
                         pred = predict_at(val[0], val[1], U, b, V, c, mu)
-                        if kept:
+                        if keep:
                             val_sum += pred
+                        if kept:
                             pred = val_sum / kept
                         val_curve.append(float(np.sqrt(np.mean((pred - val[2]) ** 2))))
                         msg += f", validation RMSE {val_curve[-1]:.5f}"
@@ -299,6 +306,7 @@ class BayesianALS(_FactorModel):
         """Validate the constructor parameters (at fit time, as scikit-learn does)."""
         K = _positive_int(self.n_factors, "n_factors")
         S = _positive_int(self.n_samples, "n_samples")
+        thin = _positive_int(self.thin, "thin")
         if isinstance(self.burn_in, bool) or not isinstance(self.burn_in, (int, np.integer)) \
                 or self.burn_in < 0:
             raise ValueError(f"burn_in must be an int >= 0, got {self.burn_in!r}")
@@ -313,7 +321,7 @@ class BayesianALS(_FactorModel):
             dtype = None
         if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        return _Settings(K, S, int(self.burn_in), alpha, dtype)
+        return _Settings(K, S, int(self.burn_in), thin, alpha, dtype)
 
     def _stored_width(self, meta: dict) -> int:
         return self._settings().n_factors * int(meta.get("n_samples", 0))
@@ -330,6 +338,7 @@ class _Settings:
     n_factors: int
     n_samples: int
     burn_in: int
+    thin: int
     alpha: float | None
     dtype: np.dtype
 

@@ -163,7 +163,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with bar:
         model.fit(train, callback=callback)
     bayes = fastmf.BayesianALS(args.factors, random_state=args.seed)
-    bar, callback = _progress(args, bayes.n_samples + bayes.burn_in, train, None)
+    bar, callback = _progress(args, bayes.burn_in + bayes.n_samples * bayes.thin, train,
+                              None)
     with bar:
         bayes.fit(train, callback=callback)
     base = BiasOnly().fit(train)
@@ -218,10 +219,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
             raise ValueError("--early-stopping does not apply to --bayesian (nothing to stop "
                             "early: every sample is kept)")
         model = fastmf.BayesianALS(
-            args.factors, n_samples=args.samples, burn_in=args.burn_in, dtype=args.dtype,
-            random_state=args.seed, n_jobs=args.jobs,
+            args.factors, n_samples=args.samples, burn_in=args.burn_in, thin=args.thin,
+            dtype=args.dtype, random_state=args.seed, n_jobs=args.jobs,
         )
-        total, options = args.samples + args.burn_in, {}
+        total, options = args.burn_in + args.samples * args.thin, {}
     else:
         model = fastmf.BiasedALS(
             args.factors, reg=args.reg, reg_bias=args.reg_bias, n_iter=args.iters,
@@ -405,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --bayesian: samples averaged for prediction (default 100)")
     s.add_argument("--burn-in", type=int, default=20,
                    help="with --bayesian: sweeps discarded first (default 20)")
+    s.add_argument("--thin", type=int, default=1,
+                   help="with --bayesian: keep every N-th sweep after burn-in (default 1)")
     s.set_defaults(func=cmd_fit)
 
     s = sub.add_parser("evaluate", parents=[common, data], help="score a model on a file",

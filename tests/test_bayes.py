@@ -265,3 +265,23 @@ def test_interrupted_refit_does_not_keep_the_old_model():
         model.set_params(burn_in=5).fit(ratings, callback=interrupt)
     with pytest.raises(AttributeError, match="not fitted"):
         model.predict([0], [0])
+
+
+def test_thin_keeps_every_nth_sweep_of_the_same_chain():
+    ratings, _ = fastmf.make_ratings(100, 50, 1500, random_state=1)
+    seen = {}
+
+    def record(sweep, model):  # the running mean after each sweep, as validation sees it
+        seen[sweep] = model.validation_curve_[-1]
+
+    thinned = fastmf.BayesianALS(3, n_samples=2, burn_in=1, thin=3, random_state=0).fit(
+        ratings, validation=ratings, callback=record)
+    assert thinned.n_iter_ == 7 and thinned.n_samples_ == 2
+    # the chain is the same as an unthinned one; the kept sweeps are 4 and 7
+    full = fastmf.BayesianALS(3, n_samples=6, burn_in=1, random_state=0).fit(ratings)
+    np.testing.assert_array_equal(thinned.rmse_curve_, full.rmse_curve_)
+    K = 3
+    np.testing.assert_allclose(thinned.user_factors_[:, :K] * np.sqrt(2),  # undo the scaling
+                               full.user_factors_[:, 2 * K:3 * K] * np.sqrt(6), rtol=1e-6)
+    # between kept sweeps the validation curve holds the running mean
+    assert seen[5] == seen[6] == seen[4]
