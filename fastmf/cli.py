@@ -308,9 +308,17 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from fastmf.model_selection import search
 
     ratings = _read(args, args.data)
-    template = fastmf.BiasedALS(n_iter=args.iters, solver=args.solver, random_state=args.seed,
-                                n_jobs=args.jobs)
-    result = search(template, ratings, {"n_factors": args.factors, "reg": args.reg},
+    if args.bayesian:
+        if args.reg is not None:
+            raise ValueError("--reg does not apply to --bayesian (its priors learn the "
+                             "regularization); tune --factors alone")
+        template = fastmf.BayesianALS(random_state=args.seed, n_jobs=args.jobs)
+        grid = {"n_factors": args.factors}
+    else:
+        template = fastmf.BiasedALS(n_iter=args.iters, solver=args.solver,
+                                    random_state=args.seed, n_jobs=args.jobs)
+        grid = {"n_factors": args.factors, "reg": args.reg or [0.05, 0.1, 0.15]}
+    result = search(template, ratings, grid,
                     cv=args.folds, n_samples=args.samples, random_state=args.seed,
                     refit=bool(args.output))
     table = result.results.sort_values("rank")
@@ -440,13 +448,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_similar)
 
     s = sub.add_parser("tune", parents=[common, data, hyper],
-                       help="choose n_factors and reg by cross-validation")
+                       help="choose n_factors and reg by cross-validation",
+                       description="Cross-validate BiasedALS over --factors x --reg (with "
+                                   "--bayesian: BayesianALS over --factors) and report the "
+                                   "best.")
     s.add_argument("data", metavar="DATA")
     s.add_argument("--factors", type=_list_of(int, "integers"), default=[16, 32, 64],
                    help="e.g. 16,32,64")
     s.add_argument("--reg", type=_list_of(float, "numbers"),
-                   default=[0.05, 0.1, 0.15], help="e.g. 0.05,0.1")
+                   help="e.g. 0.05,0.1 (default 0.05,0.1,0.15)")
     s.add_argument("--folds", type=int, default=3)
+    s.add_argument("--bayesian", action="store_true",
+                   help="tune BayesianALS (default samples and burn-in) over --factors")
     s.add_argument("--samples", type=int, help="random search: try this many combinations")
     s.add_argument("-o", "--output", metavar="MODEL", help="refit the best on DATA, save here")
     s.set_defaults(func=cmd_tune)

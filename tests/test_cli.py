@@ -106,6 +106,15 @@ def test_tune_picks_from_its_grid(files):
     assert (files / "t.npz").exists()
 
 
+def test_tune_bayesian_searches_the_factors(files):
+    out = json.loads(run("tune", files / "train.csv", "--bayesian", "--factors", "2,3",
+                         "--folds", 2, "--json", "-o", files / "tb.npz").stdout)
+    assert out["best_params"]["n_factors"] in (2, 3) and len(out["results"]) == 2
+    assert isinstance(fastmf.load(files / "tb.npz"), fastmf.BayesianALS)
+    bad = run("tune", files / "train.csv", "--bayesian", "--reg", "0.1", ok=False)
+    assert bad.returncode == 1 and "--reg does not apply to --bayesian" in bad.stderr
+
+
 def test_demo_needs_no_files():
     out = run("demo", "--json", "-q", "--iters", 3)
     res = json.loads(out.stdout)
