@@ -210,30 +210,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# Options of one estimator only: option dest -> constructor parameter. Their parser defaults
+# are None, so the estimator's own defaults apply and an option given to the other estimator
+# is refused instead of silently ignored.
+_ALS_ONLY = {"iters": "n_iter", "solver": "solver", "reg": "reg", "reg_bias": "reg_bias",
+             "reg_scaling": "reg_scaling", "bias_update": "bias_update",
+             "cg_steps": "cg_steps", "early_stopping": None}
+_BAYES_ONLY = {"bayes_samples": "n_samples", "burn_in": "burn_in", "thin": "thin"}
+
+
+def _estimator_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Constructor parameters given on the command line for the chosen estimator."""
+    mine, other = (_BAYES_ONLY, _ALS_ONLY) if args.bayesian else (_ALS_ONLY, _BAYES_ONLY)
+    wrong = [dest for dest in other if getattr(args, dest, None) is not None]
+    if wrong:
+        names = ", ".join("--" + ("samples" if d == "bayes_samples" else d.replace("_", "-"))
+                          for d in wrong)
+        raise ValueError(f"{names}: only with{'out' if args.bayesian else ''} --bayesian")
+    return {param: getattr(args, dest) for dest, param in mine.items()
+            if param is not None and getattr(args, dest, None) is not None}
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
+    options = _estimator_options(args)
     train = _read(args, args.data)
     validation = _read(args, args.validation) if args.validation else None
+    common = dict(dtype=args.dtype, random_state=args.seed, n_jobs=args.jobs)
     if args.bayesian:
-        if args.early_stopping is not None:
-            raise ValueError("--early-stopping does not apply to --bayesian (nothing to stop "
-                            "early: every sample is kept)")
-        model = fastmf.BayesianALS(
-            args.factors, n_samples=args.samples, burn_in=args.burn_in, thin=args.thin,
-            dtype=args.dtype, random_state=args.seed, n_jobs=args.jobs,
-        )
-        total, options = args.burn_in + args.samples * args.thin, {}
+        model = fastmf.BayesianALS(args.factors, **options, **common)
+        total, fit_options = model.burn_in + model.n_samples * model.thin, {}
     else:
-        model = fastmf.BiasedALS(
-            args.factors, reg=args.reg, reg_bias=args.reg_bias, n_iter=args.iters,
-            solver=args.solver, cg_steps=args.cg_steps, bias_update=args.bias_update,
-            reg_scaling=args.reg_scaling, dtype=args.dtype, random_state=args.seed,
-            n_jobs=args.jobs,
-        )
-        total, options = args.iters, {"early_stopping_rounds": args.early_stopping}
+        model = fastmf.BiasedALS(args.factors, **options, **common)
+        total, fit_options = model.n_iter, {"early_stopping_rounds": args.early_stopping}
     bar, callback = _progress(args, total, train, validation)
     with bar:
-        model.fit(train, validation=validation, callback=callback, **options)
+        model.fit(train, validation=validation, callback=callback, **fit_options)
     path = model.save(args.output)
     payload = {
         "model": str(path), "estimator": type(model).__name__, "ratings": train.nnz,
@@ -246,7 +258,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         payload["loss"] = float(model.loss_curve_[-1])
     if validation is not None:
         payload["validation_rmse"] = _rmse_on(model, validation)
-    steps = (f"{model.n_iter_} sweeps ({args.burn_in} burn-in, {model.n_samples_} samples)"
+    steps = (f"{model.n_iter_} sweeps ({model.burn_in} burn-in, {model.n_samples_} samples)"
              if args.bayesian else f"{model.n_iter_} iterations")
     text = (f"fitted {train.nnz:,} ratings ({train.n_users:,} users x {train.n_items:,} items), "
             f"{steps}, train RMSE {payload['train_rmse']:.4f}"
@@ -307,17 +319,19 @@ def cmd_similar(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from fastmf.model_selection import search
 
+    regs = args.reg
+    args.reg = None  # a list here, the grid's; checked below like the other options
+    options = _estimator_options(args)
     ratings = _read(args, args.data)
     if args.bayesian:
-        if args.reg is not None:
-            raise ValueError("--reg does not apply to --bayesian (its priors learn the "
-                             "regularization); tune --factors alone")
+        if regs is not None:
+            raise ValueError("--reg: only without --bayesian (its priors learn the "
+                             "regularization; tune --factors alone)")
         template = fastmf.BayesianALS(random_state=args.seed, n_jobs=args.jobs)
         grid = {"n_factors": args.factors}
     else:
-        template = fastmf.BiasedALS(n_iter=args.iters, solver=args.solver,
-                                    random_state=args.seed, n_jobs=args.jobs)
-        grid = {"n_factors": args.factors, "reg": args.reg or [0.05, 0.1, 0.15]}
+        template = fastmf.BiasedALS(**options, random_state=args.seed, n_jobs=args.jobs)
+        grid = {"n_factors": args.factors, "reg": regs or [0.05, 0.1, 0.15]}
     result = search(template, ratings, grid,
                     cv=args.folds, n_samples=args.samples, random_state=args.seed,
                     refit=bool(args.output))
@@ -375,8 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     hyper = argparse.ArgumentParser(add_help=False)
     h = hyper.add_argument_group("model")
-    h.add_argument("--iters", type=int, default=15, help="ALS iterations (default 15)")
-    h.add_argument("--solver", choices=("cholesky", "cg"), default="cholesky")
+    h.add_argument("--iters", type=int, help="ALS iterations (default 15)")
+    h.add_argument("--solver", choices=("cholesky", "cg"), help="ALS solver (default cholesky)")
     h.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     h.add_argument("--jobs", type=int, default=None, help="threads (default: all)")
 
@@ -398,23 +412,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ratings file (CSV, TSV, Parquet, MovieLens); - for standard input")
     s.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file (.npz)")
     s.add_argument("--factors", type=int, default=32, help="rank K (default 32)")
-    s.add_argument("--reg", type=float, default=0.1, help="lambda (default 0.1)")
-    s.add_argument("--reg-bias", type=float, default=None, help="lambda_b (default: --reg)")
-    s.add_argument("--reg-scaling", choices=("count", "none"), default="count")
-    s.add_argument("--bias-update", choices=("joint", "sequential"), default="joint")
-    s.add_argument("--cg-steps", type=int, default=3)
+    s.add_argument("--reg", type=float, help="lambda (default 0.1)")
+    s.add_argument("--reg-bias", type=float, help="lambda_b (default: --reg)")
+    s.add_argument("--reg-scaling", choices=("count", "none"), help="(default count)")
+    s.add_argument("--bias-update", choices=("joint", "sequential"), help="(default joint)")
+    s.add_argument("--cg-steps", type=int, help="CG steps per row (default 3)")
     s.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     s.add_argument("--validation", metavar="FILE", help="held-out ratings to monitor")
     s.add_argument("--early-stopping", type=int, metavar="N",
                    help="with --validation: stop after N iterations without improvement")
     s.add_argument("--bayesian", action="store_true",
-                   help="Gibbs-sample the Bayesian model instead (no --reg to tune; --iters, "
-                        "--reg*, --bias-update, --solver, --cg-steps do not apply)")
-    s.add_argument("--samples", type=int, default=100,
+                   help="Gibbs-sample BayesianALS instead (no --reg to tune; --iters, --reg*, "
+                        "--bias-update, --solver, --cg-steps, --early-stopping do not apply)")
+    s.add_argument("--samples", type=int, dest="bayes_samples", metavar="N",
                    help="with --bayesian: samples averaged for prediction (default 100)")
-    s.add_argument("--burn-in", type=int, default=20,
+    s.add_argument("--burn-in", type=int, metavar="N",
                    help="with --bayesian: sweeps discarded first (default 20)")
-    s.add_argument("--thin", type=int, default=1,
+    s.add_argument("--thin", type=int, metavar="N",
                    help="with --bayesian: keep every N-th sweep after burn-in (default 1)")
     s.set_defaults(func=cmd_fit)
 
