@@ -154,11 +154,15 @@ def test_fit_never_densifies_the_rating_matrix(monkeypatch):
     assert model.user_factors_.shape == (100_000, 2)
 
 
+# Small (user, item, rating) sets with repeats, single ratings and constant ratings.
+SMALL_SETS = st.lists(st.tuples(st.integers(0, 9), st.integers(0, 7),
+                                st.floats(-10, 10, allow_nan=False, width=32)),
+                      min_size=1, max_size=60)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    data=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 7),
-                            st.floats(-10, 10, allow_nan=False, width=32)),
-                  min_size=1, max_size=60),
+    data=SMALL_SETS,
     K=st.integers(1, 5),
     reg=st.floats(1e-3, 10),
     joint=st.booleans(),
@@ -199,9 +203,7 @@ def test_property_ingestion_accepts_or_names_the_problem(rows):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    data=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 7),
-                            st.floats(-10, 10, allow_nan=False, width=32)),
-                  min_size=1, max_size=60),
+    data=SMALL_SETS,
     K=st.integers(1, 5),
     dtype=st.sampled_from(["float32", "float64"]),
 )
