@@ -1,0 +1,119 @@
+"""Regression pin for the restructuring (issue 11): the same seed and data give the same
+factors, bitwise, as the code before it.
+
+The hashes were recorded on the commit before the restructuring (``python
+tests/test_restructure_hashes.py --record``). Bitwise results depend on the BLAS kernel and
+the instruction set, so they are compared only on a machine with the recorded signature;
+elsewhere the test skips and says why.
+"""
+
+import hashlib
+import json
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+RECORD = HERE / "restructure_hashes.json"
+
+
+def _signature() -> dict:
+    import numba
+    from threadpoolctl import threadpool_info
+
+    blas = [(i.get("internal_api"), i.get("version"), i.get("architecture"))
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith(("model name", "flags")):
+                cpu += line.split(":", 1)[1].strip() + "|"
+    except OSError:
+        cpu = platform.processor()
+    return {"numba": numba.__version__, "numpy": np.__version__, "blas": sorted(map(str, blas)),
+            "cpu": hashlib.sha256(cpu.encode()).hexdigest()[:16], "machine": platform.machine()}
+
+
+def _digest(model) -> str:
+    h = hashlib.sha256()
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        h.update(np.ascontiguousarray(getattr(model, name)).tobytes())
+    return h.hexdigest()
+
+
+def _cases():
+    from conftest import awkward_ratings
+
+    from fastmf import BayesianALS, BiasedALS
+
+    data = awkward_ratings(seed=3, n_users=60, n_items=40, n=700)
+    out = {}
+    for solver in ("cholesky", "cg"):
+        for bias_update in ("joint", "sequential"):
+            for dtype in ("float32", "float64"):
+                m = BiasedALS(4, n_iter=4, solver=solver, bias_update=bias_update, dtype=dtype,
+                              random_state=0).fit(data)
+                out[f"BiasedALS-{solver}-{bias_update}-{dtype}"] = m
+    for dtype in ("float32", "float64"):
+        m = BayesianALS(3, n_samples=4, burn_in=2, dtype=dtype, random_state=0).fit(data)
+        out[f"BayesianALS-{dtype}"] = m
+    return data, out
+
+
+def _dask_case(data):
+    import pandas as pd
+    from dask import distributed
+
+    from fastmf import BiasedALS
+    from fastmf import distributed as fdist
+
+    frame = pd.DataFrame({"user": data.user_ids[data.user_index],
+                          "item": data.item_ids[data.item_index], "rating": data.values})
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            frame.to_parquet(Path(tmp) / "r.parquet")
+            return fdist.fit(client, str(Path(tmp) / "r.parquet"),
+                             BiasedALS(4, n_iter=3, dtype="float64", random_state=0),
+                             checkpoint_dir=Path(tmp) / "ck")
+
+
+def _record() -> None:
+    data, models = _cases()
+    hashes = {k: _digest(m) for k, m in models.items()}
+    hashes["dask-BiasedALS-float64"] = _digest(_dask_case(data))
+    RECORD.write_text(json.dumps({"signature": _signature(), "hashes": hashes}, indent=1) + "\n")
+
+
+def _recorded():
+    rec = json.loads(RECORD.read_text())
+    if rec["signature"] != _signature():
+        pytest.skip("bitwise pins were recorded on another numba/numpy/BLAS/CPU: "
+                    f"{rec['signature']}")
+    return rec["hashes"]
+
+
+def test_estimators_give_the_same_bits_as_before_the_restructuring():
+    want = _recorded()
+    _, models = _cases()
+    got = {k: _digest(m) for k, m in models.items()}
+    assert got == {k: v for k, v in want.items() if k in got}
+
+
+def test_dask_fit_gives_the_same_bits_as_before_the_restructuring():
+    pytest.importorskip("dask.distributed")
+    pytest.importorskip("pyarrow")
+    want = _recorded()
+    data, _ = _cases()
+    assert _digest(_dask_case(data)) == want["dask-BiasedALS-float64"]
+
+
+if __name__ == "__main__" and "--record" in sys.argv:
+    _record()
