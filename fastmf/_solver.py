@@ -1,15 +1,19 @@
-"""One fit's arrays and its iteration step, shared by the estimator and the benchmarks."""
+"""The explicit model's fit arrays, its solver registry and its iteration step, shared by
+``BiasedALS`` (fit and fold-in), the Dask fit and the benchmarks.
+
+Adding a solver is its kernel, one entry in :data:`SOLVERS` and its slow twin in
+``tests/reference.py`` (docs/design.md, "Adding a solver").
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from fastmf.kernels import objective, solve_rows, solve_rows_cg
 from fastmf.ratings import Ratings
-
-SOLVERS = ("cholesky", "cg")
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,39 @@ class Config:
     dtype: np.dtype
     solver: str = "cholesky"
     cg_steps: int = 3
+
+    def scalars(self, mu: float) -> tuple:
+        """``(mu, reg, reg_bias, count_reg, count_bias, joint)`` as every half-step kernel
+        takes them: reals cast to the factors' dtype (a Python float would promote float32
+        arithmetic to float64 inside numba)."""
+        t = self.dtype.type
+        return (t(mu), t(self.reg), t(self.reg_bias), self.count_reg, self.count_bias,
+                self.joint)
+
+
+# A solver runs one half-step over compressed rows ``arrays = (indptr, indices, data)``:
+# solver(arrays, other, other_bias, scalars, order, n_threads, config, F, bias) -> failed rows.
+Solver = Callable[..., int]
+
+
+def _cholesky(arrays, other, other_bias, scalars, order, n_threads, config, F, bias) -> int:
+    return solve_rows(*arrays, other, other_bias, *scalars, order, n_threads, F, bias)
+
+
+def _cg(arrays, other, other_bias, scalars, order, n_threads, config, F, bias) -> int:
+    return solve_rows_cg(*arrays, other, other_bias, *scalars, order, n_threads,
+                         config.cg_steps, F, bias)
+
+
+#: name -> half-step; ``BiasedALS(solver=...)`` and the CLI's ``--solver`` choose from it.
+SOLVERS: dict[str, Solver] = {"cholesky": _cholesky, "cg": _cg}
+
+
+def half_step(config: Config, arrays, order, other, other_bias, mu, n_threads, F, bias,
+              solver: str | None = None) -> int:
+    """One half-step with ``config``'s solver (or ``solver``); returns the failed rows."""
+    run = SOLVERS[solver or config.solver]
+    return run(arrays, other, other_bias, config.scalars(mu), order, n_threads, config, F, bias)
 
 
 class ALSProblem:
@@ -48,23 +85,14 @@ class ALSProblem:
         # power-law data without any dynamic scheduling.
         self.user_order = row_order(self.user_counts)
         self.item_order = row_order(self.item_counts)
-        t = dt.type
-        self._scalars = (
-            t(self.global_mean), t(config.reg), t(config.reg_bias), config.count_reg,
-            config.count_bias, config.joint,
-        )
 
     def half_step(self, side: str, F, bias, other, other_bias, n_threads: int) -> int:
         """Update ``F, bias`` (users if ``side == "user"``) in place; returns failed rows."""
         arrays, order = (
             (self.csr, self.user_order) if side == "user" else (self.csc, self.item_order)
         )
-        if self.config.solver == "cg":
-            return solve_rows_cg(
-                *arrays, other, other_bias, *self._scalars, order, n_threads,
-                self.config.cg_steps, F, bias,
-            )
-        return solve_rows(*arrays, other, other_bias, *self._scalars, order, n_threads, F, bias)
+        return half_step(self.config, arrays, order, other, other_bias, self.global_mean,
+                         n_threads, F, bias)
 
     def step(self, U, b, V, c, n_threads: int, iteration: int = 0) -> None:
         """One iteration (users, then items), checking each half-step's output."""
@@ -75,7 +103,7 @@ class ALSProblem:
 
     def loss(self, U, b, V, c) -> float:
         """The objective J at the given factors (float64)."""
-        mu, reg, reg_bias, count_reg, count_bias, _ = self._scalars
+        mu, reg, reg_bias, count_reg, count_bias, _ = self.config.scalars(self.global_mean)
         return float(objective(
             *self.csr, self.csc[0], U, b, V, c, mu, reg, reg_bias, count_reg, count_bias,
         ))
@@ -83,7 +111,7 @@ class ALSProblem:
     def flops_per_iteration(self) -> float:
         """Floating-point operations of one iteration, two per multiply-add.
 
-        Cholesky, by the DESIGN.md section 3 count: Gram ``2 nnz K(K+1)/2``, right-hand sides
+        Cholesky, by the docs/design.md cost model: Gram ``2 nnz K(K+1)/2``, right-hand sides
         ``2 nnz K``, factorization and solves ``(M + N)(K^3/6 + K^2)`` multiply-adds. CG: per
         rating and pass a dot product and an axpy of length ``D = K + 1``, with one pass for
         the initial residual and one per step, on both sides.

@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
-import logging
 import math
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from fastmf._driver import Trainer, train
+from fastmf._params import COMMON, Param
+from fastmf._registry import register
 from fastmf._solver import row_order
-from fastmf._threads import thread_limits
+from fastmf.base import FactorModel, doc_params, init_rngs, predict_at
 from fastmf.kernels import loss_rows, sample_rows
-from fastmf.model import (
-    _FactorModel,
-    _init_rngs,
-    _nonnegative,
-    _positive_int,
-    predict_at,
-)
 from fastmf.ratings import as_ratings
 
-logger = logging.getLogger("fastmf")
 
-
-class BayesianALS(_FactorModel):
+@register("bayes", aliases=("bayesian",))
+@doc_params
+class BayesianALS(FactorModel):
     r"""Bayesian biased matrix factorization, fitted by Gibbs sampling.
 
     The model of :class:`BiasedALS`, ``A_ij ~ N(mu + b_i + c_j + u_i . v_j, 1 / alpha)``,
@@ -117,6 +110,16 @@ class BayesianALS(_FactorModel):
 
     _CURVES = (("rmse_curve", "noise_precision_curve"), ("validation_curve",))
     _TRAINING_CURVE = ("rmse_curve_", "training RMSE of each sample", False)
+    _params = (
+        Param("n_factors", "int", 10, "rank K of each sample's factors", low=1,
+              cli="--factors"),
+        Param("n_samples", "int", 100, "samples kept and averaged", low=1, cli="--samples"),
+        Param("burn_in", "int", 20, "sweeps discarded first", low=0, cli="--burn-in"),
+        Param("thin", "int", 1, "keep every n-th sweep after burn-in", low=1, cli="--thin"),
+        Param("alpha", "real", None, "fixed noise precision (default: sampled)", low=0,
+              low_open=True, optional=True),
+        *COMMON,
+    )
 
     def __init__(
         self,
@@ -174,157 +177,20 @@ class BayesianALS(_FactorModel):
         -------
         self : BayesianALS
         """
-        cfg = self._settings()
-        dt, K, S = cfg.dtype, cfg.n_factors, cfg.n_samples
+        cfg = self._checked_params()
         self.__dict__.pop("user_factors_", None)  # an interrupted refit must not look fitted
         ratings = as_ratings(X)
         if ratings.nnz == 0:
             raise ValueError("cannot fit on an empty rating set (0 ratings)")
         val = None if validation is None else self._validation_pairs(validation, ratings)
-        csr, csc = ratings.to_csr(dt), ratings.to_csc(dt)
-        user_counts, item_counts = np.diff(csr[0]), np.diff(csc[0])
-        user_order, item_order = row_order(user_counts), row_order(item_counts)
-        M, N = ratings.shape
-        mu = float(np.mean(ratings.values))
-        rng_u, rng_v = _init_rngs(self.random_state)
-        rng = rng_u  # the chain's own draws follow the start's on the user stream
-        U = (rng_u.standard_normal((M, K)) / K).astype(dt)
-        V = (rng_v.standard_normal((N, K)) / K).astype(dt)
-        U[user_counts == 0] = 0
-        V[item_counts == 0] = 0
-        b = np.zeros(M, dtype=dt)
-        c = np.zeros(N, dtype=dt)
-        # Start alpha at its conditional mean given the global-mean-only start (residuals =
-        # deviations from mu): about 1 / variance, bounded by the Gamma(1, 1) prior when the
-        # ratings are (nearly) constant, where 1 / variance would overflow the systems.
-        sse0 = float(np.sum((ratings.values - mu) ** 2))
-        alpha = cfg.alpha if cfg.alpha is not None else (1 + ratings.nnz / 2) / (1 + sse0 / 2)
-
-        kept_U = np.zeros((M, S, K), dtype=dt)
-        kept_V = np.zeros((N, S, K), dtype=dt)
-        sum_b = np.zeros(M)
-        sum_c = np.zeros(N)
-        val_sum = None if val is None else np.zeros(len(val[2]))
-        rmse_curve: list[float] = []
-        alpha_curve: list[float] = []
-        val_curve: list[float] = []
-        kept = 0
-        sweeps = cfg.burn_in + S * cfg.thin
-        data = (ratings.user_ids, ratings.item_ids, user_counts, item_counts, csr[0], csr[1], mu)
-
-        bar = None
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=sweeps, desc="BayesianALS", unit="sweep")
-        typ = dt.type
-        with thread_limits(self.n_jobs) as n_threads:
-            try:
-                for sweep in range(sweeps):
-                    t0 = time.perf_counter()
-                    for side, arrays, order, F, bias, other, other_bias in (
-                        ("user", csr, user_order, U, b, V, c),
-                        ("item", csc, item_order, V, c, U, b),
-                    ):
-                        prec, shift = sample_prior(F[order], bias[order], rng)
-                        noise = rng.standard_normal((len(order), K + 1)).astype(dt)
-                        failed = sample_rows(
-                            *arrays, other, other_bias, typ(mu), typ(alpha), prec.astype(dt),
-                            shift.astype(dt), order, n_threads, noise, F, bias,
-                        )
-                        _check_draws(failed, F, bias, sweep, side)
-                    sse = float(loss_rows(*csr, U, b, V, c, typ(mu), typ(0), typ(0), False,
-                                          False))
-                    if cfg.alpha is None:
-                        alpha = rng.gamma(1.0 + ratings.nnz / 2, 1.0 / (1.0 + sse / 2))
-                    rmse_curve.append(math.sqrt(sse / ratings.nnz))
-                    alpha_curve.append(float(alpha))
-                    keep = sweep >= cfg.burn_in and (sweep - cfg.burn_in + 1) % cfg.thin == 0
-                    if keep:
-                        kept_U[:, kept] = U
-                        kept_V[:, kept] = V
-                        sum_b += b
-                        sum_c += c
-                        kept += 1
-                    msg = (f"sweep {sweep + 1}: train RMSE {rmse_curve[-1]:.5f}, "
-                           f"sigma {alpha ** -0.5:.4f}")
-                    if val is not None:
-                        pred = predict_at(val[0], val[1], U, b, V, c, mu)
-                        if keep:
-                            val_sum += pred
-                        if kept:
-                            pred = val_sum / kept
-                        val_curve.append(float(np.sqrt(np.mean((pred - val[2]) ** 2))))
-                        msg += f", validation RMSE {val_curve[-1]:.5f}"
-                    logger.info(msg + f" ({time.perf_counter() - t0:.3f} s)")
-                    self._set_curves(rmse_curve, alpha_curve, val_curve if val else None)
-                    if bar is not None:
-                        post = {"rmse": f"{rmse_curve[-1]:.4f}", "sigma": f"{alpha ** -0.5:.3f}"}
-                        if val_curve:
-                            post["val_rmse"] = f"{val_curve[-1]:.4f}"
-                        bar.set_postfix(post, refresh=False)
-                        bar.update(1)
-                    if callback is not None and callback(sweep + 1, self) and kept:
-                        break
-            except KeyboardInterrupt:
-                if kept:
-                    self._keep(kept_U, kept_V, sum_b, sum_c, kept, data)
-                logger.warning(f"sampler interrupted after {len(rmse_curve)} sweeps; "
-                               f"{kept} sample(s) kept")
-                raise
-            finally:
-                if bar is not None:
-                    bar.close()
-        self._keep(kept_U, kept_V, sum_b, sum_c, kept, data)
-        return self
+        trainer = _GibbsTrainer(self, ratings, cfg, val)
+        return train(self, trainer, n_jobs=self.n_jobs, verbose=self.verbose,
+                     callback=callback)
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _set_curves(self, rmse, alpha, val) -> None:
-        self.rmse_curve_ = np.asarray(rmse, dtype=np.float64)
-        self.noise_precision_curve_ = np.asarray(alpha, dtype=np.float64)
-        self.validation_curve_ = None if val is None else np.asarray(val, dtype=np.float64)
-        self.n_iter_ = len(rmse)
-
-    def _keep(self, kept_U, kept_V, sum_b, sum_c, kept: int, data: tuple) -> None:
-        """Publish the posterior-mean predictor of the first ``kept`` samples."""
-        scale = kept_U.dtype.type(1.0 / math.sqrt(kept))
-        # (rows, samples, K) -> (rows, samples * K): a view unless the chain stopped early;
-        # scaled in place, so the samples are never held twice.
-        self.user_factors_ = np.ascontiguousarray(kept_U[:, :kept]).reshape(len(kept_U), -1)
-        self.item_factors_ = np.ascontiguousarray(kept_V[:, :kept]).reshape(len(kept_V), -1)
-        self.user_factors_ *= scale
-        self.item_factors_ *= scale
-        dt = kept_U.dtype
-        self.user_bias_ = (sum_b / kept).astype(dt)
-        self.item_bias_ = (sum_c / kept).astype(dt)
-        (self.user_ids_, self.item_ids_, self.user_counts_, self.item_counts_,
-         self._rated_indptr, self._rated_indices, self.global_mean_) = data
-        self.n_samples_ = kept
-
-    def _settings(self) -> _Settings:
-        """Validate the constructor parameters (at fit time, as scikit-learn does)."""
-        K = _positive_int(self.n_factors, "n_factors")
-        S = _positive_int(self.n_samples, "n_samples")
-        thin = _positive_int(self.thin, "thin")
-        if isinstance(self.burn_in, bool) or not isinstance(self.burn_in, (int, np.integer)) \
-                or self.burn_in < 0:
-            raise ValueError(f"burn_in must be an int >= 0, got {self.burn_in!r}")
-        alpha = None
-        if self.alpha is not None:
-            alpha = _nonnegative(self.alpha, "alpha")
-            if alpha == 0:
-                raise ValueError("alpha (the noise precision) must be > 0, got 0")
-        try:
-            dtype = np.dtype(self.dtype)
-        except TypeError:
-            dtype = None
-        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        return _Settings(K, S, int(self.burn_in), thin, alpha, dtype)
-
     def _stored_width(self, meta: dict) -> int:
-        return self._settings().n_factors * int(meta.get("n_samples", 0))
+        return self._checked_params()["n_factors"] * int(meta.get("n_samples", 0))
 
     def _stored_meta(self) -> dict:
         return {"n_samples": self.n_samples_}
@@ -333,14 +199,114 @@ class BayesianALS(_FactorModel):
         self.n_samples_ = int(meta["n_samples"])
 
 
-@dataclass(frozen=True)
-class _Settings:
-    n_factors: int
-    n_samples: int
-    burn_in: int
-    thin: int
-    alpha: float | None
-    dtype: np.dtype
+class _GibbsTrainer(Trainer):
+    """The Gibbs chain for the driver: one sweep draws every user row, then every item row
+    (each side's prior first), then the noise precision; kept sweeps are accumulated and
+    published as the posterior-mean predictor."""
+
+    curves = ("rmse", "noise_precision")
+    unit = "sweep"
+
+    def __init__(self, model: BayesianALS, ratings, cfg: dict, val) -> None:
+        dt, K, S = cfg["dtype"], cfg["n_factors"], cfg["n_samples"]
+        self.model, self.cfg, self.val = model, cfg, val
+        self.has_validation = val is not None
+        self.total = cfg["burn_in"] + S * cfg["thin"]
+        self.csr, self.csc = ratings.to_csr(dt), ratings.to_csc(dt)
+        user_counts, item_counts = np.diff(self.csr[0]), np.diff(self.csc[0])
+        self.user_order, self.item_order = row_order(user_counts), row_order(item_counts)
+        M, N = ratings.shape
+        self.nnz = ratings.nnz
+        self.mu = mu = float(np.mean(ratings.values))
+        rng_u, rng_v = init_rngs(cfg["random_state"])
+        self.rng = rng_u  # the chain's own draws follow the start's on the user stream
+        self.U = (rng_u.standard_normal((M, K)) / K).astype(dt)
+        self.V = (rng_v.standard_normal((N, K)) / K).astype(dt)
+        self.U[user_counts == 0] = 0
+        self.V[item_counts == 0] = 0
+        self.b = np.zeros(M, dtype=dt)
+        self.c = np.zeros(N, dtype=dt)
+        # Start alpha at its conditional mean given the global-mean-only start (residuals =
+        # deviations from mu): about 1 / variance, bounded by the Gamma(1, 1) prior when the
+        # ratings are (nearly) constant, where 1 / variance would overflow the systems.
+        sse0 = float(np.sum((ratings.values - mu) ** 2))
+        self.alpha = (cfg["alpha"] if cfg["alpha"] is not None
+                      else (1 + ratings.nnz / 2) / (1 + sse0 / 2))
+        self.kept_U = np.zeros((M, S, K), dtype=dt)
+        self.kept_V = np.zeros((N, S, K), dtype=dt)
+        self.sum_b = np.zeros(M)
+        self.sum_c = np.zeros(N)
+        self.val_sum = None if val is None else np.zeros(len(val[2]))
+        self.kept = 0
+        self.val_rmse = None
+        self.fitted = dict(user_ids=ratings.user_ids, item_ids=ratings.item_ids,
+                           user_counts=user_counts, item_counts=item_counts,
+                           rated_indptr=self.csr[0], rated_indices=self.csr[1], global_mean=mu)
+
+    def step(self, it: int, n_threads: int) -> dict[str, float]:
+        cfg, rng = self.cfg, self.rng
+        dt, K = cfg["dtype"], cfg["n_factors"]
+        typ = dt.type
+        U, V, b, c = self.U, self.V, self.b, self.c
+        for side, arrays, order, F, bias, other, other_bias in (
+            ("user", self.csr, self.user_order, U, b, V, c),
+            ("item", self.csc, self.item_order, V, c, U, b),
+        ):
+            prec, shift = sample_prior(F[order], bias[order], rng)
+            noise = rng.standard_normal((len(order), K + 1)).astype(dt)
+            failed = sample_rows(
+                *arrays, other, other_bias, typ(self.mu), typ(self.alpha), prec.astype(dt),
+                shift.astype(dt), order, n_threads, noise, F, bias,
+            )
+            _check_draws(failed, F, bias, it, side)
+        sse = float(loss_rows(*self.csr, U, b, V, c, typ(self.mu), typ(0), typ(0), False,
+                              False))
+        if cfg["alpha"] is None:
+            self.alpha = rng.gamma(1.0 + self.nnz / 2, 1.0 / (1.0 + sse / 2))
+        keep = it >= cfg["burn_in"] and (it - cfg["burn_in"] + 1) % cfg["thin"] == 0
+        if keep:
+            self.kept_U[:, self.kept] = U
+            self.kept_V[:, self.kept] = V
+            self.sum_b += b
+            self.sum_c += c
+            self.kept += 1
+        if self.val is not None:
+            ui, ii, truth = self.val
+            pred = predict_at(ui, ii, U, b, V, c, self.mu)
+            if keep:
+                self.val_sum += pred
+            if self.kept:
+                pred = self.val_sum / self.kept
+            self.val_rmse = float(np.sqrt(np.mean((pred - truth) ** 2)))
+        return {"rmse": math.sqrt(sse / self.nnz), "noise_precision": float(self.alpha)}
+
+    def validation_rmse(self) -> float | None:
+        return self.val_rmse
+
+    def describe(self, it: int, metrics: dict[str, float]) -> str:
+        return (f"sweep {it}: train RMSE {metrics['rmse']:.5f}, "
+                f"sigma {metrics['noise_precision'] ** -0.5:.4f}")
+
+    def can_stop(self) -> bool:
+        return self.kept > 0
+
+    def finish(self) -> None:
+        """Publish the posterior-mean predictor of the samples kept so far (none: unfitted)."""
+        kept = self.kept
+        if not kept:
+            return
+        model = self.model
+        scale = self.kept_U.dtype.type(1.0 / math.sqrt(kept))
+        # (rows, samples, K) -> (rows, samples * K): a view unless the chain stopped early;
+        # scaled in place, so the samples are never held twice.
+        U = np.ascontiguousarray(self.kept_U[:, :kept]).reshape(len(self.kept_U), -1)
+        V = np.ascontiguousarray(self.kept_V[:, :kept]).reshape(len(self.kept_V), -1)
+        U *= scale
+        V *= scale
+        dt = self.kept_U.dtype
+        model._set_fitted(user_factors=U, item_factors=V, user_bias=(self.sum_b / kept).astype(dt),
+                          item_bias=(self.sum_c / kept).astype(dt), **self.fitted)
+        model.n_samples_ = kept
 
 
 def sample_prior(

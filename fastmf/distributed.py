@@ -34,15 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from fastmf._solver import row_order
+from fastmf._driver import Trainer, train
+from fastmf._solver import Config, half_step, row_order
 from fastmf._threads import thread_limits
-from fastmf.kernels import (
-    loss_rows,
-    normal_equations,
-    penalty_rows,
-    solve_normal_equations,
-    solve_rows,
-)
+from fastmf.kernels import loss_rows, normal_equations, penalty_rows, solve_normal_equations
 from fastmf.model import BiasedALS
 from fastmf.persist import write_npz
 from fastmf.ratings import Ratings
@@ -106,19 +101,21 @@ class _Block:
 
 @dataclass
 class _Config:
-    K: int
-    dtype: str
+    als: Config
     mu: float
-    reg: float
-    reg_bias: float
-    count_reg: bool
-    count_bias: bool
-    joint: bool
     threads: int
 
+    @property
+    def K(self) -> int:
+        return self.als.n_factors
+
+    @property
+    def dtype(self) -> str:
+        return self.als.dtype.name
+
     def scalars(self):
-        t = np.dtype(self.dtype).type
-        return t(self.mu), t(self.reg), t(self.reg_bias)
+        mu, reg, reg_bias, _, _, _ = self.als.scalars(self.mu)
+        return mu, reg, reg_bias
 
 
 def _build_block(frame, lo: int, hi: int, n_items: int, dtype: str) -> _Block:
@@ -145,10 +142,8 @@ def _user_step(block: _Block, state, item_side, cfg: _Config):
     """The user half-step on one block: the single-machine kernel, unchanged."""
     V, c = item_side
     U, b = state[0].copy(), state[1].copy()  # never mutate a task's input (lineage replay)
-    mu, reg, reg_bias = cfg.scalars()
     with thread_limits(cfg.threads) as n:
-        failed = solve_rows(*block.csr, V, c, mu, reg, reg_bias, cfg.count_reg,
-                            cfg.count_bias, cfg.joint, block.user_order, n, U, b)
+        failed = half_step(cfg.als, block.csr, block.user_order, V, c, cfg.mu, n, U, b)
     if failed or not (np.isfinite(U).all() and np.isfinite(b).all()):
         raise FloatingPointError(
             f"user block {block.lo}..{block.hi}: {failed} system(s) not positive definite or "
@@ -177,8 +172,8 @@ def _item_solve(parts, lo: int, hi: int, counts, V_old, c_old, cfg: _Config):
     c = c_old.copy()
     _, reg, reg_bias = cfg.scalars()
     with thread_limits(cfg.threads) as n:
-        failed = solve_normal_equations(stats, counts, reg, reg_bias, cfg.count_reg,
-                                        cfg.count_bias, cfg.joint, n, V, c)
+        failed = solve_normal_equations(stats, counts, reg, reg_bias, cfg.als.count_reg,
+                                        cfg.als.count_bias, cfg.als.joint, n, V, c)
     if failed or not (np.isfinite(V).all() and np.isfinite(c).all()):
         raise FloatingPointError(f"items {lo}..{hi}: {failed} system(s) not positive definite")
     return V, c
@@ -193,7 +188,7 @@ def _block_loss(block: _Block, state, item_side, cfg: _Config) -> float:
     mu, reg, reg_bias = cfg.scalars()
     with thread_limits(cfg.threads):
         return float(loss_rows(*block.csr, state[0], state[1], V, c, mu, reg, reg_bias,
-                               cfg.count_reg, cfg.count_bias))
+                               cfg.als.count_reg, cfg.als.count_bias))
 
 
 def _save_state(state, path: str) -> str:
@@ -393,39 +388,20 @@ def fit(
     item_counts = np.sum(client.gather([client.submit(lambda b: np.diff(b.csc[0]), s)
                                         for s in statics]), axis=0).astype(np.int64)
 
-    cfg = _Config(K=K, dtype=dtype, mu=mu, reg=config.reg, reg_bias=config.reg_bias,
-                  count_reg=config.count_reg, count_bias=config.count_bias,
-                  joint=config.joint, threads=threads)
+    cfg = _Config(als=config, mu=mu, threads=threads)
     seed = model.random_state if isinstance(model.random_state, int) else 0
     fingerprint = hashlib.sha256(json.dumps(
         [int(nnz), float(rating_sum), M, N, items[:1000].tolist() if items.dtype.kind in "iuf"
          else list(map(str, items[:1000]))]).encode()).hexdigest()
-    meta_path = ckdir / "state.json"
-    params = model._resume_params()
+    store = _DaskCheckpoint(client, ckdir, fingerprint, model._resume_params(), bounds, resume)
 
-    # -- initial (or resumed) state --
-    losses: list[float] = []
-    start = 0
-    resumed = None
-    if resume and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("fingerprint") != fingerprint or meta.get("params") != params or \
-                meta.get("bounds") != bounds.tolist():
-            raise ValueError(f"{ckdir} holds a checkpoint of other data, parameters or blocks; "
-                             "delete it or pass resume=False")
-        resumed = meta
-    if resumed:
-        start = resumed["iteration"]
-        losses = list(resumed["losses"])
-        V, c = _load_items(str(ckdir / "items.npz"), start)
-        states = [client.submit(_load_state, str(ckdir / f"users-{k:05d}.npz"), start,
-                                pure=False) for k in range(n_blocks)]
-    else:
+    item_bounds = np.linspace(0, N, min(item_blocks, N) + 1).round().astype(np.int64)
+    trainer = _DaskTrainer(client, statics, cfg, item_bounds, item_counts, model.n_iter)
+    if not store.exists():
         V = (seeded_factors(items, K, seed + 1, dtype) if init_item_factors is None
              else np.ascontiguousarray(init_item_factors, dtype=dtype))
         if V.shape != (N, K):
             raise ValueError(f"init_item_factors must have shape ({N}, {K}), got {V.shape}")
-        c = np.zeros(N, dtype=dtype)
         V[item_counts == 0] = 0
         states = []
         for k in range(n_blocks):
@@ -437,74 +413,146 @@ def fit(
                                      f"got {F.shape}")
                 given = F[bounds[k]:bounds[k + 1]]
             states.append(client.submit(_init_state, statics[k], K, seed, dtype, given))
+        trainer.set_state(states, V, np.zeros(N, dtype=dtype))
 
-    item_bounds = np.linspace(0, N, min(item_blocks, N) + 1).round().astype(np.int64)
     touched = client.gather([client.submit(lambda b: b.touched, s) for s in statics])
-    bytes_up = sum(len(t) for t in touched) * (K + 2) ** 2 * np.dtype(dtype).itemsize
-    bytes_down = n_blocks * N * (K + 1) * np.dtype(dtype).itemsize
-    seconds: list[float] = []
-    # The item side travels as a task result (recomputable), not as scattered data.
-    items_f = client.submit(_identity, (V, c), pure=False)
+    fitted = BiasedALS(**model.get_params())
+    fitted.distributed_info_ = {
+        "n_blocks": n_blocks, "item_blocks": len(item_bounds) - 1, "nnz": int(nnz),
+        "seconds_per_iteration": trainer.seconds,
+        "bytes_up_per_iteration": int(sum(len(t) for t in touched) * (K + 2) ** 2
+                                      * np.dtype(dtype).itemsize),
+        "bytes_down_per_iteration": int(n_blocks * N * (K + 1) * np.dtype(dtype).itemsize),
+        "checkpoint_dir": str(ckdir),
+    }
+    user_callback = None
+    if callback is not None:
+        def user_callback(it: int, m: BiasedALS) -> Any:
+            return callback(it, {"loss": float(m.loss_curve_[-1]),
+                                 "seconds": trainer.seconds[-1]})
 
-    for it in range(start, model.n_iter):
+    train(fitted, trainer, n_jobs=model.n_jobs, verbose=model.verbose, callback=user_callback,
+          checkpoint=store, checkpoint_every=checkpoint_every)
+
+    # -- an ordinary model on the client --
+    final = client.gather(trainer.states)
+    blocks = client.gather(statics)
+    user_counts = np.concatenate([np.diff(blk.csr[0]) for blk in blocks])
+    fitted._set_fitted(
+        user_ids=np.concatenate([blk.user_ids for blk in blocks]), item_ids=items,
+        user_factors=np.concatenate([s[0] for s in final]),
+        item_factors=trainer.V, user_bias=np.concatenate([s[1] for s in final]),
+        item_bias=trainer.c, user_counts=user_counts, item_counts=item_counts,
+        rated_indptr=np.concatenate([[0], np.cumsum(user_counts)]).astype(np.int64),
+        rated_indices=np.concatenate([blk.csr[1] for blk in blocks]).astype(np.int32),
+        global_mean=mu,
+    )
+    return fitted
+
+
+class _DaskTrainer(Trainer):
+    """The distributed iteration for the driver: user blocks step locally, items are solved
+    from the blocks' summed statistics; the state is the blocks' futures and ``V, c``."""
+
+    curves = ("loss",)
+
+    def __init__(self, client, statics, cfg: _Config, item_bounds, item_counts, total) -> None:
+        self.client, self.statics, self.cfg = client, statics, cfg
+        self.item_bounds, self.item_counts = item_bounds, item_counts
+        self.total = total
+        self.seconds: list[float] = []
+
+    def set_state(self, states, V, c, items_f=None) -> None:
+        """Swap in a new state at once (a Ctrl-C between kernels leaves the old one)."""
+        self.states, self.V, self.c = states, V, c
+        # The item side travels as a task result (recomputable), not as scattered data.
+        self.items_f = items_f or self.client.submit(_identity, (V, c), pure=False)
+
+    def step(self, it: int, n_threads: int) -> dict[str, float]:
         t0 = time.perf_counter()
-        states = [client.submit(_user_step, statics[k], states[k], items_f, cfg)
-                  for k in range(n_blocks)]
+        client, cfg, statics = self.client, self.cfg, self.statics
+        states = [client.submit(_user_step, statics[k], self.states[k], self.items_f, cfg)
+                  for k in range(len(statics))]
         solved = []
-        for a, b_ in zip(item_bounds[:-1], item_bounds[1:]):
+        bounds = self.item_bounds
+        for a, b_ in zip(bounds[:-1], bounds[1:]):
             parts_ab = [client.submit(_item_stats, statics[k], states[k], int(a), int(b_), cfg)
-                        for k in range(n_blocks)]
+                        for k in range(len(statics))]
             solved.append(client.submit(
-                _item_solve, parts_ab, int(a), int(b_), item_counts[a:b_], V[a:b_], c[a:b_],
-                cfg))
+                _item_solve, parts_ab, int(a), int(b_), self.item_counts[a:b_], self.V[a:b_],
+                self.c[a:b_], cfg))
         items_f = client.submit(_concat, solved)
         V, c = items_f.result()
         block_losses = client.gather([client.submit(_block_loss, statics[k], states[k], items_f,
-                                                    cfg) for k in range(n_blocks)])
+                                                    cfg) for k in range(len(statics))])
         _, reg, reg_bias = cfg.scalars()
         loss = float(sum(block_losses)) + float(penalty_rows(
-            item_counts, V, c, reg, reg_bias, cfg.count_reg, cfg.count_bias))
-        losses.append(loss)
-        if (it + 1) % checkpoint_every == 0 or it + 1 == model.n_iter:
-            paths = [client.submit(_save_state, states[k], str(ckdir / f"users-{k:05d}.npz"),
-                                   pure=False) for k in range(n_blocks)]
-            client.gather(paths)
-            write_npz(ckdir / "items.npz", V=V, c=c)
-            meta_tmp = ckdir / "state.json.tmp"
-            meta_tmp.write_text(json.dumps({
-                "iteration": it + 1, "losses": losses, "fingerprint": fingerprint,
-                "params": params, "bounds": bounds.tolist()}))
-            os.replace(meta_tmp, meta_path)  # the commit point of the checkpoint
-            # Rebase: from here on the block states come from the files, not from the chain
-            # of every earlier iteration, so the graph (and any recomputation) stays bounded.
-            states = [client.submit(_load_state, p, it + 1, pure=False)
-                      for p in client.gather(paths)]
-            items_f = client.submit(_load_items, str(ckdir / "items.npz"), it + 1, pure=False)
-        seconds.append(time.perf_counter() - t0)
-        if callback is not None:
-            callback(it + 1, {"loss": loss, "seconds": seconds[-1]})
+            self.item_counts, V, c, reg, reg_bias, cfg.als.count_reg, cfg.als.count_bias))
+        self.set_state(states, V, c, items_f)
+        self.seconds.append(time.perf_counter() - t0)
+        return {"loss": loss}
 
-    # -- an ordinary model on the client --
-    final = client.gather(states)
-    blocks = client.gather(statics)
-    fitted = BiasedALS(**model.get_params())
-    fitted.user_factors_ = np.concatenate([s[0] for s in final])
-    fitted.user_bias_ = np.concatenate([s[1] for s in final])
-    fitted.item_factors_, fitted.item_bias_ = V, c
-    fitted.user_ids_ = np.concatenate([blk.user_ids for blk in blocks])
-    fitted.item_ids_ = items
-    fitted.user_counts_ = np.concatenate([np.diff(blk.csr[0]) for blk in blocks])
-    fitted.item_counts_ = item_counts
-    fitted._rated_indptr = np.concatenate(
-        [[0], np.cumsum(fitted.user_counts_)]).astype(np.int64)
-    fitted._rated_indices = np.concatenate([blk.csr[1] for blk in blocks]).astype(np.int32)
-    fitted.global_mean_ = mu
-    fitted.loss_curve_ = np.asarray(losses, dtype=np.float64)
-    fitted.validation_curve_ = None
-    fitted.n_iter_ = len(losses)
-    fitted.distributed_info_ = {
-        "n_blocks": n_blocks, "item_blocks": len(item_bounds) - 1, "nnz": int(nnz),
-        "seconds_per_iteration": seconds, "bytes_up_per_iteration": int(bytes_up),
-        "bytes_down_per_iteration": int(bytes_down), "checkpoint_dir": str(ckdir),
-    }
-    return fitted
+
+class _DaskCheckpoint:
+    """The distributed fit's checkpoint: one file per user block and one for the items, each
+    named by its iteration, committed by replacing ``state.json`` (the commit point). Files of
+    the previous commit are removed only after it, so a crash at any point resumes from a
+    complete state. Saving also rebases the state on the files, which bounds the lineage."""
+
+    def __init__(self, client, ckdir: Path, fingerprint: str, params: dict, bounds,
+                 resume: bool) -> None:
+        self.client, self.ckdir = client, ckdir
+        self.meta_path = ckdir / "state.json"
+        self.identity = {"fingerprint": fingerprint, "params": params,
+                         "bounds": np.asarray(bounds).tolist()}
+        self.resume = resume
+
+    def exists(self) -> bool:
+        return self.resume and self.meta_path.exists()
+
+    def load(self, trainer: _DaskTrainer) -> dict | None:
+        if not self.exists():
+            return None
+        meta = json.loads(self.meta_path.read_text())
+        if any(meta.get(k) != v for k, v in self.identity.items()):
+            raise ValueError(f"{self.ckdir} holds a checkpoint of other data, parameters or "
+                             "blocks; delete it or pass resume=False")
+        it = meta["iteration"]
+        names = meta.get("files") or self._names(it, len(trainer.statics), legacy=True)
+        V, c = _load_items(str(self.ckdir / names["items"]), it)
+        states = [self.client.submit(_load_state, str(self.ckdir / f), it, pure=False)
+                  for f in names["users"]]
+        trainer.set_state(states, V, c)
+        return {"curves": {"loss": list(meta["losses"])}, "validation": [], "best": None}
+
+    def save(self, trainer: _DaskTrainer, history: dict) -> None:
+        it = len(history["curves"]["loss"])
+        names = self._names(it, len(trainer.statics))
+        paths = [self.client.submit(_save_state, trainer.states[k],
+                                    str(self.ckdir / names["users"][k]), pure=False)
+                 for k in range(len(trainer.statics))]
+        paths = self.client.gather(paths)
+        write_npz(self.ckdir / names["items"], V=trainer.V, c=trainer.c)
+        previous = (json.loads(self.meta_path.read_text()).get("files")
+                    if self.meta_path.exists() else None)
+        tmp = self.ckdir / f"state.json.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({"iteration": it, "losses": history["curves"]["loss"],
+                                   "files": names, **self.identity}))
+        os.replace(tmp, self.meta_path)  # the commit point of the checkpoint
+        if previous and previous != names:
+            for f in [previous["items"], *previous["users"]]:
+                (self.ckdir / f).unlink(missing_ok=True)
+        # Rebase: from here on the block states come from the files, not from the chain of
+        # every earlier iteration, so the graph (and any recomputation) stays bounded.
+        states = [self.client.submit(_load_state, p, it, pure=False) for p in paths]
+        items_f = self.client.submit(_load_items, str(self.ckdir / names["items"]), it,
+                                     pure=False)
+        trainer.set_state(states, trainer.V, trainer.c, items_f)
+
+    @staticmethod
+    def _names(it: int, n_blocks: int, legacy: bool = False) -> dict:
+        if legacy:  # written before checkpoints named their files by iteration
+            return {"items": "items.npz", "users": [f"users-{k:05d}.npz" for k in
+                                                    range(n_blocks)]}
+        return {"items": f"items-{it:06d}.npz",
+                "users": [f"users-{k:05d}-{it:06d}.npz" for k in range(n_blocks)]}

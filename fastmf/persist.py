@@ -18,6 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from fastmf._registry import by_class_name
+from fastmf._version import __version__
+
 FORMAT = "fastmf-model"
 FORMAT_VERSION = 1
 
@@ -67,8 +70,6 @@ def _digest(arrays: dict[str, np.ndarray]) -> str:
 
 def save(model: Any, path: str | os.PathLike) -> Path:
     """Write a fitted model to ``path`` (``.npz`` is appended by numpy if missing)."""
-    from fastmf import __version__
-
     model._check_fitted()
     arrays = {
         "user_factors": model.user_factors_, "item_factors": model.item_factors_,
@@ -97,7 +98,7 @@ def save(model: Any, path: str | os.PathLike) -> Path:
 
 
 def load(path: str | os.PathLike) -> Any:
-    """Read a model written by ``save`` of :class:`BiasedALS` or :class:`BayesianALS`.
+    """Read a model written by ``save`` of any registered estimator.
 
     Raises
     ------
@@ -106,10 +107,6 @@ def load(path: str | os.PathLike) -> Any:
         Not a fastmf model, truncated or corrupted, edited (digest mismatch), or written by a
         newer format version.
     """
-    from fastmf.bayes import BayesianALS
-    from fastmf.model import BiasedALS
-
-    estimators = {cls.__name__: cls for cls in (BiasedALS, BayesianALS)}
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such model file: {path}")
@@ -143,7 +140,7 @@ def load(path: str | os.PathLike) -> Any:
             f"{meta.get('fastmf_version')}; this fastmf reads up to version {FORMAT_VERSION} "
             "-- upgrade fastmf"
         )
-    cls = estimators.get(meta.get("estimator"))
+    cls = by_class_name(meta.get("estimator"))
     if cls is None:
         raise ModelFileError(f"{path}: unknown estimator {meta.get('estimator')!r}")
     missing = [n for n in (*_ARRAYS, *cls._CURVES[0]) if n not in arrays]
@@ -166,19 +163,18 @@ def load(path: str | os.PathLike) -> Any:
                 f"{path}: inconsistent model file, {name} has shape {arrays[name].shape}, "
                 f"expected {shape}"
             )
-    model.user_factors_ = arrays["user_factors"].astype(dtype)
-    model.item_factors_ = arrays["item_factors"].astype(dtype)
-    model.user_bias_ = arrays["user_bias"].astype(dtype)
-    model.item_bias_ = arrays["item_bias"].astype(dtype)
-    model.user_counts_ = arrays["user_counts"]
-    model.item_counts_ = arrays["item_counts"]
-    model.user_ids_ = arrays["user_ids"]
-    model.item_ids_ = arrays["item_ids"]
-    model._rated_indptr = arrays["rated_indptr"].astype(np.int64)
-    model._rated_indices = arrays["rated_indices"].astype(np.int32)
+    model._set_fitted(
+        user_ids=arrays["user_ids"], item_ids=arrays["item_ids"],
+        user_factors=arrays["user_factors"].astype(dtype),
+        item_factors=arrays["item_factors"].astype(dtype),
+        user_bias=arrays["user_bias"].astype(dtype), item_bias=arrays["item_bias"].astype(dtype),
+        user_counts=arrays["user_counts"], item_counts=arrays["item_counts"],
+        rated_indptr=arrays["rated_indptr"].astype(np.int64),
+        rated_indices=arrays["rated_indices"].astype(np.int32),
+        global_mean=float(meta["global_mean"]),
+    )
     for stem in (*cls._CURVES[0], *cls._CURVES[1]):
         setattr(model, stem + "_", arrays.get(stem))
-    model.global_mean_ = float(meta["global_mean"])
     model.n_iter_ = int(meta["n_iter"])
     model._restore_meta(meta)
     return model
@@ -189,48 +185,69 @@ def load(path: str | os.PathLike) -> Any:
 CHECKPOINT_FORMAT = "fastmf-checkpoint"
 
 
-def save_checkpoint(path, fingerprint: str, params: dict, factors, losses, val_curve,
-                    best) -> None:
-    """Write a fit's state atomically (temporary file, then rename)."""
-    U, V, b, c = factors
-    arrays = {"U": U, "V": V, "b": b, "c": c,
-              "loss_curve": np.asarray(losses, dtype=np.float64),
-              "validation_curve": np.asarray(val_curve, dtype=np.float64)}
-    meta = {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION,
-            "fingerprint": fingerprint, "params": params, "best": None}
-    if best is not None:
-        meta["best"] = {"rmse": best[0], "iteration": best[1]}
-        arrays.update(best_U=best[2][0], best_V=best[2][1], best_b=best[2][2],
-                      best_c=best[2][3])
-    meta["digest"] = _digest(arrays)
-    write_npz(path, metadata=np.array(json.dumps(meta)), **arrays)
+class LocalCheckpoint:
+    """A fit's state in one file, written atomically every few iterations (for the driver).
+
+    The file holds the trainer's state arrays, the curves, the best iteration so far and a
+    fingerprint of the training data and of the parameters that change the result; it is
+    resumed only by a fit of the same data and parameters, which then ends with the same
+    factors as an uninterrupted one.
+    """
+
+    def __init__(self, path: str | os.PathLike, fingerprint: str, params: dict,
+                 resume: bool = True) -> None:
+        self.path = Path(path)
+        self.fingerprint = fingerprint
+        self.params = params
+        self.resume = resume
+
+    def load(self, trainer) -> dict | None:
+        if not (self.resume and self.path.exists()):
+            return None
+        meta, arrays = _read_checkpoint(self.path)
+        if meta.get("fingerprint") != self.fingerprint:
+            raise ValueError(f"{self.path} is a checkpoint of different training data; "
+                             "delete it or pass resume=False")
+        if meta.get("params") != self.params:
+            stored = meta.get("params", {})
+            diff = sorted(k for k in set(self.params) | set(stored)
+                          if self.params.get(k) != stored.get(k))
+            raise ValueError(f"{self.path} was written with other hyper-parameters "
+                             f"({', '.join(diff)}); delete it or pass resume=False")
+        live = trainer.state()
+        for name, array in live.items():
+            array[...] = arrays[name]
+        best = None
+        if meta.get("best") is not None:
+            best = (meta["best"]["rmse"], meta["best"]["iteration"],
+                    {name: arrays["best_" + name] for name in live})
+        return {"curves": {c: list(arrays[c + "_curve"]) for c in trainer.curves},
+                "validation": list(arrays["validation_curve"]), "best": best}
+
+    def save(self, trainer, history: dict) -> None:
+        arrays = dict(trainer.state())
+        for name, values in history["curves"].items():
+            arrays[name + "_curve"] = np.asarray(values, dtype=np.float64)
+        arrays["validation_curve"] = np.asarray(history["validation"], dtype=np.float64)
+        meta = {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION,
+                "fingerprint": self.fingerprint, "params": self.params, "best": None}
+        best = history["best"]
+        if best is not None:
+            meta["best"] = {"rmse": best[0], "iteration": best[1]}
+            arrays.update({"best_" + name: a for name, a in best[2].items()})
+        meta["digest"] = _digest(arrays)
+        write_npz(self.path, metadata=np.array(json.dumps(meta)), **arrays)
 
 
-def load_checkpoint(path, fingerprint: str, params: dict) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` for the same data and parameters."""
-    path = Path(path)
+def _read_checkpoint(path: Path) -> tuple[dict, dict]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             meta = json.loads(str(npz["metadata"][()]))
             arrays = {k: npz[k] for k in npz.files if k != "metadata"}
     except Exception as exc:
         raise ModelFileError(f"{path}: not a readable fastmf checkpoint ({exc})") from None
-    if meta.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise ModelFileError(f"{path}: not a fastmf checkpoint")
     if meta.get("digest") != _digest(arrays):
         raise ModelFileError(f"{path}: the checkpoint was modified or corrupted")
-    if meta.get("fingerprint") != fingerprint:
-        raise ValueError(f"{path} is a checkpoint of different training data; "
-                         "delete it or pass resume=False")
-    if meta.get("params") != params:
-        diff = sorted(k for k in set(params) | set(meta.get("params", {}))
-                      if params.get(k) != meta.get("params", {}).get(k))
-        raise ValueError(f"{path} was written with other hyper-parameters ({', '.join(diff)}); "
-                         "delete it or pass resume=False")
-    best = None
-    if meta.get("best") is not None:
-        best = (meta["best"]["rmse"], meta["best"]["iteration"],
-                (arrays["best_U"], arrays["best_V"], arrays["best_b"], arrays["best_c"]))
-    return {"factors": (arrays["U"], arrays["V"], arrays["b"], arrays["c"]),
-            "loss_curve": arrays["loss_curve"], "validation_curve": arrays["validation_curve"],
-            "best": best}
+    return meta, arrays

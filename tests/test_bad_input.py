@@ -87,7 +87,7 @@ CATALOGUE = [
     ("bad-bias-update", lambda: BiasedALS(bias_update="both").fit(GOOD), (), ValueError,
      "bias_update must be 'joint' or 'sequential'"),
     ("bad-solver", lambda: BiasedALS(solver="lu").fit(GOOD), (), ValueError,
-     "solver must be one of"),
+     "solver must be 'cholesky' or 'cg'"),
     ("cg-steps-zero", lambda: BiasedALS(solver="cg", cg_steps=0).fit(GOOD), (), ValueError,
      "cg_steps must be a positive int"),
     ("int-dtype", lambda: BiasedALS(dtype="int32").fit(GOOD), (), ValueError,

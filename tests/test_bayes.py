@@ -232,7 +232,7 @@ def test_search_chooses_n_factors():
     ({"n_samples": 0}, ValueError, "n_samples must be a positive int"),
     ({"burn_in": -1}, ValueError, "burn_in must be an int >= 0"),
     ({"burn_in": 2.5}, ValueError, "burn_in must be an int >= 0"),
-    ({"alpha": 0.0}, ValueError, "alpha .* must be > 0"),
+    ({"alpha": 0.0}, ValueError, "alpha must be finite and > 0"),
     ({"alpha": float("nan")}, ValueError, "alpha must be finite"),
     ({"alpha": "1"}, TypeError, "alpha must be a real number"),
     ({"dtype": "int32"}, ValueError, "dtype must be float32 or float64"),

@@ -1,0 +1,47 @@
+"""Estimators by name. The model-file loader and the command line discover models here, so
+adding an estimator is its module plus one ``@register`` line -- no list to edit elsewhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_BY_NAME: dict[str, type] = {}
+_BY_CLASS: dict[str, type] = {}
+
+
+def register(name: str, *, aliases: tuple[str, ...] = ()):
+    """Class decorator: make an estimator known as ``name`` (the CLI's ``--model``)."""
+
+    def decorate(cls: type) -> type:
+        for key in (name, *aliases):
+            if key in _BY_NAME and _BY_NAME[key] is not cls:
+                raise ValueError(f"estimator name {key!r} is taken by {_BY_NAME[key].__name__}")
+            _BY_NAME[key] = cls
+        _BY_CLASS[cls.__name__] = cls
+        cls._registry_name = name
+        return cls
+
+    return decorate
+
+
+def by_name(name: str) -> type:
+    """The estimator registered as ``name``; ``ValueError`` listing the known ones."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(names())}") from None
+
+
+def by_class_name(name: Any) -> type | None:
+    """The estimator class called ``name`` (as a model file records it), or None."""
+    return _BY_CLASS.get(name) if isinstance(name, str) else None
+
+
+def names() -> list[str]:
+    """Registered names, aliases excluded, in registration order."""
+    return [n for n, cls in _BY_NAME.items() if cls._registry_name == n]
+
+
+def estimators() -> list[type]:
+    """Registered estimator classes, in registration order."""
+    return list(_BY_CLASS.values())

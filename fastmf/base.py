@@ -1,0 +1,385 @@
+"""What every fastmf estimator shares once fitted: prediction, recommendation, similarity,
+saving and the scikit-learn parameter conventions (docs/design.md, "Layers").
+
+A fitted model predicts ``r_ij = mu + b_i + c_j + u_i . v_j`` from ``user_factors_``,
+``item_factors_``, ``user_bias_``, ``item_bias_`` and ``global_mean_``. An estimator
+subclasses :class:`FactorModel`, lists its constructor parameters in ``_params`` (a
+:class:`~fastmf._params.Param` table) and provides ``fit``, which ends by calling
+:meth:`FactorModel._set_fitted` -- the one place the common fitted attributes are assigned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from fastmf._params import Param, positive_int, validate
+from fastmf.kernels import predict_pairs, top_n
+from fastmf.ratings import Ratings, as_ratings, lookup, show
+
+Unseen = Literal["bias", "nan", "raise"]
+_UNSEEN = ("bias", "nan", "raise")
+
+
+class FactorModel:
+    """Base class of the estimators (see the module docstring)."""
+
+    #: The constructor's parameters, declaratively (validation, get_params, the CLI).
+    _params: ClassVar[tuple[Param, ...]] = ()
+    #: Per-iteration curves saved with the model: ``(required, optional)`` attribute stems.
+    _CURVES: ClassVar[tuple[tuple[str, ...], tuple[str, ...]]] = (
+        ("loss_curve",), ("validation_curve",))
+    #: The curve that shows training progress, its label, and whether to plot it on a log scale.
+    _TRAINING_CURVE: ClassVar[tuple[str, str, bool]] = ("loss_curve_", "objective J", True)
+    #: Set by ``fastmf._registry.register``: the estimator's short name (``--model``).
+    _registry_name: ClassVar[str] = ""
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters, as in scikit-learn."""
+        return {p.name: getattr(self, p.name) for p in self._params}
+
+    def set_params(self, **params: Any) -> FactorModel:
+        """Set constructor parameters, as in scikit-learn; returns ``self``."""
+        valid = self.get_params()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}")
+            setattr(self, name, value)
+        return self
+
+    def _checked_params(self) -> dict[str, Any]:
+        """The parameters validated against ``_params`` (at fit time, as scikit-learn does)."""
+        return validate(self._params, self)
+
+    def __repr__(self) -> str:
+        shown = [f"{p.name}={getattr(self, p.name)!r}" for p in self._params
+                 if not _same(getattr(self, p.name), p.default)]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    # -- fitted-model operations -----------------------------------------------------------------
+
+    def predict(self, users: Any, items: Any, *, unseen: Unseen = "bias") -> np.ndarray:
+        """Predicted ratings for ``(users[k], items[k])`` pairs, in the caller's id space.
+
+        Parameters
+        ----------
+        users, items : array-like of ids (or scalars)
+        unseen : {"bias", "nan", "raise"}, default="bias"
+            For ids the model was not fitted with: ``"bias"`` predicts ``mu`` plus whichever
+            bias is known (no interaction term); ``"nan"`` gives NaN; ``"raise"`` raises
+            ``KeyError`` naming the first unknown id.
+
+        Returns
+        -------
+        ndarray of the model dtype, shape (n,)
+        """
+        self._check_fitted()
+        if unseen not in _UNSEEN:
+            raise ValueError(f"unseen must be one of {_UNSEEN}, got {unseen!r}")
+        u_arr = np.atleast_1d(np.asarray(users))
+        i_arr = np.atleast_1d(np.asarray(items))
+        if u_arr.ndim != 1 or i_arr.ndim != 1 or len(u_arr) != len(i_arr):
+            raise ValueError(
+                "users and items must be 1-D and of the same length, got shapes "
+                f"{u_arr.shape} and {i_arr.shape}"
+            )
+        ui = lookup(self.user_ids_, u_arr)
+        ii = lookup(self.item_ids_, i_arr)
+        if unseen == "raise":
+            for kind, idx, ids in (("user", ui, u_arr), ("item", ii, i_arr)):
+                if (idx < 0).any():
+                    k = int(np.flatnonzero(idx < 0)[0])
+                    raise KeyError(f"unknown {kind} id {show(ids[k])} (at position {k})")
+        return self._predict_index(ui, ii, unseen)
+
+    def recommend(
+        self, user: Any, n: int = 10, *, exclude_rated: bool = True, unseen: Unseen = "bias"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` items with the highest score for one user.
+
+        Parameters
+        ----------
+        user : id
+        n : int, default=10
+        exclude_rated : bool, default=True
+            Leave out the items the user rated in the training data.
+        unseen : {"bias", "raise"}, default="bias"
+            For a user the model does not know: rank by ``mu + c_j`` (the item biases), or
+            raise ``KeyError``.
+
+        Returns
+        -------
+        items : ndarray of item ids, best first
+            Shorter than ``n`` when fewer items are left to recommend.
+        scores : ndarray of scores (predicted ratings for the explicit models)
+        """
+        items, scores = self.recommend_batch([user], n, exclude_rated=exclude_rated,
+                                             unseen=unseen)
+        keep = np.isfinite(scores[0])
+        return np.asarray(items[0][keep]).astype(self.item_ids_.dtype), scores[0][keep]
+
+    def recommend_batch(
+        self, users: Any, n: int = 10, *, exclude_rated: bool = True, unseen: Unseen = "bias"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`recommend` for many users at once (one parallel kernel call).
+
+        Returns
+        -------
+        items : ndarray of shape (len(users), n)
+            Item ids, best first. Where a user has fewer than ``n`` items left, the row is
+            padded with None (the array is then of object dtype) and score ``-inf``.
+        scores : ndarray of shape (len(users), n), model dtype
+        """
+        self._check_fitted()
+        n = positive_int(n, "n")
+        n = min(n, len(self.item_ids_))
+        u_arr = np.atleast_1d(np.asarray(users))
+        ui = lookup(self.user_ids_, u_arr)
+        if (ui < 0).any() and unseen != "bias":
+            if unseen != "raise":
+                raise ValueError(f"unseen must be 'bias' or 'raise', got {unseen!r}")
+            k = int(np.flatnonzero(ui < 0)[0])
+            raise KeyError(f"unknown user id {show(u_arr[k])} (at position {k})")
+        dt = self.user_factors_.dtype
+        known = ui >= 0
+        Q = np.zeros((len(ui), self.user_factors_.shape[1]), dtype=dt)
+        Q[known] = self.user_factors_[ui[known]]
+        q_offset = np.full(len(ui), self.global_mean_, dtype=dt)
+        q_offset[known] += self.user_bias_[ui[known]]
+        if exclude_rated:
+            excl_indptr, excl_indices = sub_csr(self._rated_indptr, self._rated_indices, ui)
+        else:
+            excl_indptr = np.zeros(len(ui) + 1, dtype=np.int64)
+            excl_indices = np.zeros(0, dtype=np.int32)
+        out_index = np.empty((len(ui), n), dtype=np.int64)
+        out_score = np.empty((len(ui), n), dtype=dt)
+        top_n(Q, q_offset, self.item_factors_, self._ranking_item_offset(), excl_indptr,
+              excl_indices, n, out_index, out_score)
+        return ids_at(self.item_ids_, out_index), out_score
+
+    def similar_items(self, item: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` items whose factors have the highest cosine similarity to ``item``'s.
+
+        Returns item ids (the item itself excluded) and similarities, most similar first.
+        Raises ``KeyError`` for an unknown item.
+        """
+        self._check_fitted()
+        return _similar(self.item_factors_, self.item_ids_, item, n, "item")
+
+    def similar_users(self, user: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` users most similar to ``user`` by cosine similarity of their factors."""
+        self._check_fitted()
+        return _similar(self.user_factors_, self.user_ids_, user, n, "user")
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save the fitted model to one ``.npz`` file (no pickle); see :func:`fastmf.load`.
+
+        Returns the path written (``.npz`` appended when missing).
+        """
+        from fastmf.persist import save
+
+        return save(self, path)
+
+    # -- for subclasses ------------------------------------------------------------------------
+
+    def _ranking_item_offset(self) -> np.ndarray:
+        """Per-item term added to ``u . v`` when ranking (``c_j`` for the explicit models)."""
+        return self.item_bias_
+
+    def _set_fitted(self, *, user_ids, item_ids, user_factors, item_factors, user_bias,
+                    item_bias, user_counts, item_counts, rated_indptr, rated_indices,
+                    global_mean) -> None:
+        """Publish the fitted state every estimator has (the one place it is assigned)."""
+        self.user_ids_, self.item_ids_ = user_ids, item_ids
+        self.user_factors_, self.item_factors_ = user_factors, item_factors
+        self.user_bias_, self.item_bias_ = user_bias, item_bias
+        self.user_counts_, self.item_counts_ = user_counts, item_counts
+        self._rated_indptr, self._rated_indices = rated_indptr, rated_indices
+        self.global_mean_ = float(global_mean)
+
+    def _predict_index(self, ui: np.ndarray, ii: np.ndarray, unseen: Unseen) -> np.ndarray:
+        return predict_at(ui, ii, self.user_factors_, self.user_bias_, self.item_factors_,
+                          self.item_bias_, self.global_mean_, unseen)
+
+    def _rmse_index(self, ui: np.ndarray, ii: np.ndarray, truth: np.ndarray) -> float:
+        pred = self._predict_index(ui, ii, "bias")
+        return float(np.sqrt(np.mean((pred.astype(np.float64) - truth) ** 2)))
+
+    def _stored_width(self, meta: dict[str, Any]) -> int:
+        """Columns of the factors in a model file (validates the parameters)."""
+        return self._checked_params()["n_factors"]
+
+    def _stored_meta(self) -> dict[str, Any]:
+        """Fitted scalars beyond the common ones that a model file must keep."""
+        return {}
+
+    def _restore_meta(self, meta: dict[str, Any]) -> None:
+        """Set what :meth:`_stored_meta` saved."""
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "user_factors_"):
+            raise AttributeError(
+                f"this {type(self).__name__} is not fitted yet; call fit() first"
+            )
+
+    def _portable_params(self) -> dict[str, Any]:
+        """``get_params()`` as JSON: plain numbers, the dtype by name, a Generator as None."""
+        p = {k: (v.item() if isinstance(v, np.generic) else v)
+             for k, v in self.get_params().items()}
+        p["dtype"] = np.dtype(p["dtype"]).name
+        if not (p["random_state"] is None or isinstance(p["random_state"], int)):
+            p["random_state"] = None  # a Generator is not portable; the fit is what counts
+        return p
+
+    def _resume_params(self) -> dict[str, Any]:
+        """The parameters a checkpoint must share with the fit that resumes it."""
+        p = self._portable_params()
+        for param in self._params:
+            if not param.affects_fit:
+                del p[param.name]
+        return p
+
+    def _validation_pairs(self, validation, train: Ratings):
+        vr = as_ratings(validation)
+        ui = lookup(train.user_ids, vr.user_ids)[vr.user_index]
+        ii = lookup(train.item_ids, vr.item_ids)[vr.item_index]
+        return ui, ii, vr.values
+
+
+def doc_params(cls: type) -> type:
+    """Check that every row of ``cls._params`` is documented and matches ``__init__``.
+
+    Applied at class creation, so a parameter added to the table but not to the signature or
+    the docstring fails on import, not in a user's hands.
+    """
+    sig = inspect.signature(cls.__init__).parameters
+    names = [n for n in sig if n != "self"]
+    table = [p.name for p in cls._params]
+    if names != table:
+        raise TypeError(f"{cls.__name__}: __init__ parameters {names} != _params {table}")
+    for p in cls._params:
+        if not _same(sig[p.name].default, p.default):
+            raise TypeError(f"{cls.__name__}.{p.name}: default {sig[p.name].default!r} != "
+                            f"_params default {p.default!r}")
+        if cls.__doc__ and f"\n    {p.name} :" not in cls.__doc__ and \
+                f", {p.name} :" not in cls.__doc__ and f"    {p.name}, " not in cls.__doc__:
+            raise TypeError(f"{cls.__name__}: parameter {p.name} is not documented")
+    return cls
+
+
+# -- shared helpers -----------------------------------------------------------------------------
+
+
+def predict_at(ui: np.ndarray, ii: np.ndarray, U: np.ndarray, b: np.ndarray, V: np.ndarray,
+               c: np.ndarray, mu: float, unseen: Unseen = "bias") -> np.ndarray:
+    """Predictions at index pairs; an index of -1 (unknown id) follows ``unseen``."""
+    dt = U.dtype
+    known = (ui >= 0) & (ii >= 0)
+    pred = np.empty(int(known.sum()), dtype=dt)
+    predict_pairs(ui[known], ii[known], U, b, V, c, dt.type(mu), pred)
+    out = np.empty(len(ui), dtype=dt)
+    out[known] = pred
+    if not known.all():
+        if unseen == "nan":
+            out[~known] = np.nan
+        else:
+            ub = np.where(ui >= 0, b[np.maximum(ui, 0)], 0)
+            ib = np.where(ii >= 0, c[np.maximum(ii, 0)], 0)
+            out[~known] = (mu + ub + ib)[~known]
+    return out
+
+
+def sub_csr(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray):
+    """CSR of the selected rows (-1 selects an empty row), vectorized."""
+    safe = np.maximum(rows, 0)
+    lengths = np.where(rows >= 0, indptr[safe + 1] - indptr[safe], 0)
+    sub_indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=sub_indptr[1:])
+    starts = np.repeat(indptr[safe] - sub_indptr[:-1], lengths)
+    positions = np.arange(sub_indptr[-1]) + starts
+    return sub_indptr, np.ascontiguousarray(indices[positions], dtype=np.int32)
+
+
+def id_kind(ids: np.ndarray) -> str:
+    """'number' or 'text' (or the dtype kind for anything else)."""
+    if ids.dtype.kind in "iuf":
+        return "number"
+    if ids.dtype.kind in "US" or (ids.dtype == object and all(isinstance(v, str) for v in ids)):
+        return "text"
+    return ids.dtype.kind
+
+
+def ids_at(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``ids[index]`` with None where ``index`` is -1 (object dtype only then)."""
+    out = ids[np.maximum(index, 0)]
+    if (index < 0).any():
+        out = out.astype(object)
+        out[index < 0] = None
+    return out
+
+
+def _similar(F: np.ndarray, ids: np.ndarray, query: Any, n: int, kind: str):
+    n = min(positive_int(n, "n"), len(ids) - 1)
+    q = lookup(ids, [query])[0]
+    if q < 0:
+        raise KeyError(f"unknown {kind} id {show(query)}")
+    norms = np.sqrt(np.einsum("ij,ij->i", F.astype(np.float64), F.astype(np.float64)))
+    # zero vectors (rows never fitted) get similarity 0 instead of NaN
+    unit = (F / np.where(norms > 0, norms, 1.0)[:, None]).astype(F.dtype)
+    out_index = np.empty((1, max(n, 0)), dtype=np.int64)
+    out_score = np.empty((1, max(n, 0)), dtype=F.dtype)
+    zeros = np.zeros(len(ids), dtype=F.dtype)
+    top_n(unit[q : q + 1], zeros[:1], unit, zeros, np.array([0, 1], dtype=np.int64),
+          np.array([q], dtype=np.int32), max(n, 0), out_index, out_score)
+    return ids[out_index[0]], out_score[0]
+
+
+def data_fingerprint(csr: tuple, ratings: Ratings) -> str:
+    """SHA-256 of the training data as the kernels see it, ids included."""
+    h = hashlib.sha256()
+    for a in csr:
+        h.update(np.ascontiguousarray(a).tobytes())
+    for ids in (ratings.user_ids, ratings.item_ids):
+        if ids.dtype == object:
+            h.update("\x00".join(map(repr, ids)).encode())
+        else:
+            h.update(str(ids.dtype).encode() + np.ascontiguousarray(ids).tobytes())
+    return h.hexdigest()
+
+
+def init_rngs(random_state) -> tuple[np.random.Generator, np.random.Generator]:
+    """One generator per side, so neither side's start depends on the other's size."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state, random_state
+    users, items = np.random.SeedSequence(random_state).spawn(2)
+    return np.random.default_rng(users), np.random.default_rng(items)
+
+
+def initial_factors(given, n: int, K: int, dt, counts, name: str, rng) -> np.ndarray:
+    """``randn(n, K) / K`` (rows without ratings zeroed), or a checked copy of ``given``."""
+    if given is None:
+        F = (rng.standard_normal((n, K)) / K).astype(dt)
+        F[counts == 0] = 0  # never updated: let them predict like unseen rows
+        return F
+    F = np.asarray(given)
+    if F.shape != (n, K):
+        raise ValueError(f"{name} must have shape ({n}, {K}), got {F.shape}")
+    if F.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be numeric, got dtype {F.dtype}")
+    if not np.all(np.isfinite(F)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return np.array(F, dtype=dt, order="C", copy=True)  # never write into the caller's
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b) if not isinstance(a, np.ndarray) else False
+    except Exception:
+        return False
