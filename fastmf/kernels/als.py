@@ -308,12 +308,15 @@ def _gather_chunk(indices, data, other, other_bias, offset, lo, m, X, r):
 
 @njit(cache=True, fastmath=_FASTMATH_REDUCE)
 def _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, resident,
-                 v, residual, X, r, q, tmp, out):
+                 v, residual, X, r, out):
     """One pass over the row's ratings: ``out = Z^T (r - Z v)`` if ``residual`` else
-    ``out = Z^T Z v``, with ``Z = [v_j, (1)]`` -- two BLAS matrix-vector products per chunk.
+    ``out = Z^T Z v``, with ``Z = [v_j, (1)]``: a dot product and an axpy per rating.
 
     ``resident``: the whole row is already gathered in ``X, r`` (it fits one chunk), so the
-    passes after the first cost no gather.
+    passes after the first cost no gather. The loops are numba's, not BLAS's, and none
+    reduces into memory it also stores to, so their order is fixed at compile time: the
+    result is the same in every process and for every thread count (it was not, with BLAS
+    gemv here), and short rows pay no per-call overhead.
     """
     K = other.shape[1]
     start = indptr[row]
@@ -327,24 +330,26 @@ def _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, r
         m = min(CH, start + n - lo)
         if not resident:
             _gather_chunk(indices, data, other, other_bias, offset, lo, m, X, r)
-        Xm = X[:m]
-        qm = q[:m]
-        np.dot(Xm, v[:K], qm)
         s = zero
         for t in range(m):
-            qt = r[t] - qm[t] - vb if residual else qm[t] + vb
-            qm[t] = qt
+            d = zero
+            for k in range(K):
+                d += X[t, k] * v[k]
+            qt = r[t] - d - vb if residual else d + vb
             s += qt
-        np.dot(Xm.T, qm, tmp[:K])
-        for k in range(K):
-            out[k] += tmp[k]
+            for k in range(K):
+                out[k] += qt * X[t, k]
         out[K] += s
 
 
-@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+# No reassociation here: these O(K) loops store into the scratch vectors they reduce over, so
+# LLVM guards their vectorized form with a run-time alias check and falls back to a scalar
+# loop, which with reassociation sums in another order -- the result then depended on where
+# the allocator put each task's scratch (the thread count and the run, not just the data).
+@njit(cache=True, fastmath=_FASTMATH)
 def _cg_one_row(
     indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg, count_bias,
-    joint, cg_steps, row, factors, bias, X, r, q, tmp, x, res, p, Ap,
+    joint, cg_steps, row, factors, bias, X, r, x, res, p, Ap,
 ):
     """A few conjugate-gradient steps on one row's normal equations, warm-started."""
     K = factors.shape[1]
@@ -377,7 +382,7 @@ def _cg_one_row(
         x[k] = factors[row, k]
     x[K] = bias[row] if joint else zero
     _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, resident,
-                 x, True, X, r, q, tmp, res)
+                 x, True, X, r, res)
     for k in range(K):
         res[k] -= lam * x[k]
     if joint:
@@ -393,7 +398,7 @@ def _cg_one_row(
         if not rs_old > 0.0:  # converged exactly (or NaN, which the caller's guard reports)
             break
         _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, resident,
-                     p, False, X, r, q, tmp, Ap)
+                     p, False, X, r, Ap)
         for k in range(K):
             Ap[k] += lam * p[k]
         if joint:
@@ -429,8 +434,8 @@ def solve_rows_cg(
 
     Same arguments, objective and outputs as :func:`solve_rows`, plus ``cg_steps``. The row's
     factors are gathered once into contiguous scratch and ``(Z^T Z + Lambda) p`` is computed
-    as two BLAS matrix-vector products, ``Z^T (Z p)``, never forming the Gram matrix: each step
-    costs ``O(n_i K)`` instead of ``O(n_i K^2)``. It is not an
+    as ``Z^T (Z p)`` in one fused pass over the gathered rows, never forming the Gram
+    matrix: each step costs ``O(n_i K)`` instead of ``O(n_i K^2)``. It is not an
     exact block minimizer: a step never increases ``J`` for that row (CG decreases the
     quadratic monotonically), but a few steps stop short of the minimum, which the next
     iteration continues from.
@@ -449,8 +454,6 @@ def solve_rows_cg(
     for task in prange(n_tasks):
         X = np.empty((chunk, K), dtype=dt)
         r = np.empty(chunk, dtype=dt)
-        qv = np.empty(chunk, dtype=dt)
-        tmp = np.empty(K + 1, dtype=dt)
         x = np.empty(K + 1, dtype=dt)
         res = np.empty(K + 1, dtype=dt)
         p = np.empty(K + 1, dtype=dt)
@@ -459,7 +462,7 @@ def solve_rows_cg(
             row = order[q]
             ok = _cg_one_row(
                 indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg,
-                count_bias, joint, cg_steps, row, factors, bias, X, r, qv, tmp, x, res, p, Ap,
+                count_bias, joint, cg_steps, row, factors, bias, X, r, x, res, p, Ap,
             )
             if not ok:
                 failed[task] += 1
