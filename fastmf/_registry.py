@@ -9,8 +9,9 @@ _BY_NAME: dict[str, type] = {}
 _BY_CLASS: dict[str, type] = {}
 
 
-def register(name: str, *, aliases: tuple[str, ...] = ()):
-    """Class decorator: make an estimator known as ``name`` (the CLI's ``--model``)."""
+def register(name: str, *, aliases: tuple[str, ...] = (), rank: int = 100):
+    """Class decorator: make an estimator known as ``name`` (the CLI's ``--model``);
+    ``rank`` orders the listings (help texts, the contract tests)."""
 
     def decorate(cls: type) -> type:
         for key in (name, *aliases):
@@ -19,6 +20,7 @@ def register(name: str, *, aliases: tuple[str, ...] = ()):
             _BY_NAME[key] = cls
         _BY_CLASS[cls.__name__] = cls
         cls._registry_name = name
+        cls._registry_rank = rank
         return cls
 
     return decorate
@@ -38,10 +40,10 @@ def by_class_name(name: Any) -> type | None:
 
 
 def names() -> list[str]:
-    """Registered names, aliases excluded, in registration order."""
-    return [n for n, cls in _BY_NAME.items() if cls._registry_name == n]
+    """Registered names, aliases excluded, by rank."""
+    return [cls._registry_name for cls in estimators()]
 
 
 def estimators() -> list[type]:
-    """Registered estimator classes, in registration order."""
-    return list(_BY_CLASS.values())
+    """Registered estimator classes, by rank."""
+    return sorted(_BY_CLASS.values(), key=lambda cls: cls._registry_rank)

@@ -193,6 +193,14 @@ class FactorModel:
         """Per-item term added to ``u . v`` when ranking (``c_j`` for the explicit models)."""
         return self.item_bias_
 
+    def _progress_postfix(self, train: Ratings) -> dict[str, str]:
+        """What a progress bar shows after an iteration: the objective and training RMSE
+        (the model is usable between iterations)."""
+        users, items = train.user_ids[train.user_index], train.item_ids[train.item_index]
+        rmse = np.sqrt(np.mean((self.predict(users, items).astype(np.float64)
+                                - train.values) ** 2))
+        return {"loss": f"{self.loss_curve_[-1]:.5g}", "rmse": f"{rmse:.4f}"}
+
     def _set_fitted(self, *, user_ids, item_ids, user_factors, item_factors, user_bias,
                     item_bias, user_counts, item_counts, rated_indptr, rated_indices,
                     global_mean) -> None:

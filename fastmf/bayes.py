@@ -18,7 +18,7 @@ from fastmf.kernels import loss_rows, sample_rows
 from fastmf.ratings import as_ratings
 
 
-@register("bayes", aliases=("bayesian",))
+@register("bayes", aliases=("bayesian",), rank=1)
 @doc_params
 class BayesianALS(FactorModel):
     r"""Bayesian biased matrix factorization, fitted by Gibbs sampling.
@@ -188,6 +188,11 @@ class BayesianALS(FactorModel):
                      callback=callback)
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _progress_postfix(self, train) -> dict[str, str]:
+        # not fitted until the last sweep: the sample's own RMSE and noise level
+        return {"rmse": f"{self.rmse_curve_[-1]:.4f}",
+                "sigma": f"{self.noise_precision_curve_[-1] ** -0.5:.4f}"}
 
     def _stored_width(self, meta: dict) -> int:
         return self._checked_params()["n_factors"] * int(meta.get("n_samples", 0))

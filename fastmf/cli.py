@@ -8,6 +8,7 @@ stderr. A user mistake (missing file, bad format, unknown id, bad option) ends w
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 import fastmf
+from fastmf import _registry as registry
 from fastmf.io import FORMATS, read_ratings
 from fastmf.persist import ModelFileError
 
@@ -120,12 +122,7 @@ def _progress(args: argparse.Namespace, total: int, train: fastmf.Ratings,
                leave=True, dynamic_ncols=True)
 
     def callback(it: int, model: Any) -> None:
-        if isinstance(model, fastmf.BayesianALS):  # not fitted until the last sweep
-            post = {"rmse": f"{model.rmse_curve_[-1]:.4f}",
-                    "sigma": f"{model.noise_precision_curve_[-1] ** -0.5:.4f}"}
-        else:
-            post = {"loss": f"{model.loss_curve_[-1]:.5g}",
-                    "rmse": f"{_rmse_on(model, train):.4f}"}
+        post = model._progress_postfix(train)
         if model.validation_curve_ is not None and len(model.validation_curve_):
             post["val_rmse"] = f"{model.validation_curve_[-1]:.4f}"
         bar.set_postfix(post, refresh=False)
@@ -210,62 +207,125 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-# Options of one estimator only: option dest -> constructor parameter. Their parser defaults
-# are None, so the estimator's own defaults apply and an option given to the other estimator
-# is refused instead of silently ignored.
-_ALS_ONLY = {"iters": "n_iter", "solver": "solver", "reg": "reg", "reg_bias": "reg_bias",
-             "reg_scaling": "reg_scaling", "bias_update": "bias_update",
-             "cg_steps": "cg_steps", "early_stopping": None}
-_BAYES_ONLY = {"bayes_samples": "n_samples", "burn_in": "burn_in", "thin": "thin"}
+# Estimator options are read from the registry and each estimator's parameter table: every
+# table row with a ``cli`` name is an option, defaulting to None so the estimator's own
+# default applies; an option the chosen --model does not take is refused by name instead of
+# silently ignored. Options of fit() itself are listed here.
+_FIT_OPTIONS = {"early_stopping": "early_stopping_rounds"}
+_GRID_OPTIONS = ("n_factors", "reg")  # tune: comma lists, searched over
 
 
-def _estimator_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Constructor parameters given on the command line for the chosen estimator."""
-    mine, other = (_BAYES_ONLY, _ALS_ONLY) if args.bayesian else (_ALS_ONLY, _BAYES_ONLY)
-    wrong = [dest for dest in other if getattr(args, dest, None) is not None]
+def _cli_params() -> dict[str, list]:
+    """``--option`` -> the Param rows (of all estimators) that it sets."""
+    out: dict[str, list] = {}
+    for cls in registry.estimators():
+        for p in cls._params:
+            if p.cli:
+                out.setdefault(p.cli, []).append(p)
+    return out
+
+
+def _dest(option: str) -> str:
+    return "opt_" + option.lstrip("-").replace("-", "_")
+
+
+def _add_estimator_options(group, grid: bool = False) -> None:
+    kinds = {"int": int, "real": float}
+    for option, params in _cli_params().items():
+        p = params[0]
+        owners = sorted({cls._registry_name for cls in registry.estimators()
+                         for q in cls._params if q.cli == option})
+        helptext = f"{p.doc} ({', '.join(owners)})"
+        if grid and p.name in _GRID_OPTIONS:
+            what = "integers" if p.kind == "int" else "numbers"
+            group.add_argument(option, dest=_dest(option), type=_list_of(kinds[p.kind], what),
+                               help=helptext + "; a comma list to search, e.g. 16,32",
+                               metavar="LIST")
+        elif p.kind == "choice":
+            choices = sorted({c for q in params for c in q.choices if c is not None})
+            group.add_argument(option, dest=_dest(option), choices=choices, help=helptext)
+        elif p.kind == "dtype":
+            group.add_argument(option, dest=_dest(option), choices=("float32", "float64"),
+                               help=helptext)
+        elif p.kind in ("random_state", "n_jobs"):
+            group.add_argument(option, dest=_dest(option), type=int, help=helptext,
+                               metavar="N")
+        else:
+            group.add_argument(option, dest=_dest(option), type=kinds[p.kind], help=helptext,
+                               metavar="N" if p.kind == "int" else "X")
+
+
+def _model_class(args: argparse.Namespace) -> type:
+    if getattr(args, "bayesian", False):  # the older spelling of --model bayes
+        if args.model not in (None, "bayes"):
+            raise ValueError(f"--bayesian contradicts --model {args.model}")
+        return registry.by_name("bayes")
+    return registry.by_name(args.model or "als")
+
+
+def _estimator_options(args: argparse.Namespace, cls: type,
+                       grid: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(constructor parameters, fit() keywords)`` given on the command line for ``cls``;
+    with ``grid``, the comma lists of ``_GRID_OPTIONS`` are left out (the caller searches)."""
+    mine = {p.cli: p.name for p in cls._params if p.cli}
+    fit_takes = inspect.signature(cls.fit).parameters
+    wrong = [opt for opt in _cli_params() if opt not in mine
+             and getattr(args, _dest(opt), None) is not None]
+    wrong += ["--" + dest.replace("_", "-") for dest, kw in _FIT_OPTIONS.items()
+              if getattr(args, dest, None) is not None and kw not in fit_takes]
     if wrong:
-        names = ", ".join("--" + ("samples" if d == "bayes_samples" else d.replace("_", "-"))
-                          for d in wrong)
-        raise ValueError(f"{names}: only with{'out' if args.bayesian else ''} --bayesian")
-    return {param: getattr(args, dest) for dest, param in mine.items()
-            if param is not None and getattr(args, dest, None) is not None}
+        raise ValueError(f"{', '.join(wrong)}: not an option of --model "
+                         f"{cls._registry_name} ({cls.__name__})")
+    params = {name: getattr(args, _dest(opt)) for opt, name in mine.items()
+              if getattr(args, _dest(opt), None) is not None
+              and not (grid and name in _GRID_OPTIONS)}
+    if "random_state" in mine.values() and "random_state" not in params:
+        params["random_state"] = 0  # the CLI is reproducible by default
+    fit_kw = {kw: getattr(args, dest) for dest, kw in _FIT_OPTIONS.items()
+              if getattr(args, dest, None) is not None}
+    return params, fit_kw
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    options = _estimator_options(args)
+    cls = _model_class(args)
+    params, fit_kw = _estimator_options(args, cls)
     train = _read(args, args.data)
     validation = _read(args, args.validation) if args.validation else None
-    common = dict(dtype=args.dtype, random_state=args.seed, n_jobs=args.jobs)
-    if args.bayesian:
-        model = fastmf.BayesianALS(args.factors, **options, **common)
-        total, fit_options = model.burn_in + model.n_samples * model.thin, {}
-    else:
-        model = fastmf.BiasedALS(args.factors, **options, **common)
-        total, fit_options = model.n_iter, {"early_stopping_rounds": args.early_stopping}
-    bar, callback = _progress(args, total, train, validation)
+    model = cls(**params)
+    bar, callback = _progress(args, _planned_iterations(model), train, validation)
     with bar:
-        model.fit(train, validation=validation, callback=callback, **fit_options)
+        model.fit(train, validation=validation, callback=callback, **fit_kw)
     path = model.save(args.output)
     payload = {
         "model": str(path), "estimator": type(model).__name__, "ratings": train.nnz,
         "users": train.n_users, "items": train.n_items, "iterations": model.n_iter_,
         "train_rmse": _rmse_on(model, train), "seconds": time.perf_counter() - t0,
     }
-    if args.bayesian:
+    if hasattr(model, "n_samples_"):
         payload["samples"] = model.n_samples_
-    else:
+    elif getattr(model, "loss_curve_", None) is not None:
         payload["loss"] = float(model.loss_curve_[-1])
     if validation is not None:
         payload["validation_rmse"] = _rmse_on(model, validation)
     steps = (f"{model.n_iter_} sweeps ({model.burn_in} burn-in, {model.n_samples_} samples)"
-             if args.bayesian else f"{model.n_iter_} iterations")
+             if hasattr(model, "n_samples_") else _plural(model.n_iter_, "iteration"))
     text = (f"fitted {train.nnz:,} ratings ({train.n_users:,} users x {train.n_items:,} items), "
             f"{steps}, train RMSE {payload['train_rmse']:.4f}"
             + (f", validation RMSE {payload['validation_rmse']:.4f}" if validation else "")
             + f"\nsaved {path}")
     _emit(args, payload, text)
     return 0
+
+
+def _planned_iterations(model: Any) -> int:
+    if hasattr(model, "burn_in"):
+        return model.burn_in + model.n_samples * model.thin
+    return model.n_iter
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -319,22 +379,15 @@ def cmd_similar(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from fastmf.model_selection import search
 
-    regs = args.reg
-    args.reg = None  # a list here, the grid's; checked below like the other options
-    options = _estimator_options(args)
+    cls = _model_class(args)
+    params, _ = _estimator_options(args, cls, grid=True)
     ratings = _read(args, args.data)
-    if args.bayesian:
-        if regs is not None:
-            raise ValueError("--reg: only without --bayesian (its priors learn the "
-                             "regularization; tune --factors alone)")
-        template = fastmf.BayesianALS(random_state=args.seed, n_jobs=args.jobs)
-        grid = {"n_factors": args.factors}
-    else:
-        template = fastmf.BiasedALS(**options, random_state=args.seed, n_jobs=args.jobs)
-        grid = {"n_factors": args.factors, "reg": regs or [0.05, 0.1, 0.15]}
-    result = search(template, ratings, grid,
-                    cv=args.folds, n_samples=args.samples, random_state=args.seed,
-                    refit=bool(args.output))
+    template = cls(**params)
+    grid = {"n_factors": args.opt_factors or [16, 32, 64]}
+    if any(p.name == "reg" for p in cls._params):
+        grid["reg"] = args.opt_reg or [0.05, 0.1, 0.15]
+    result = search(template, ratings, grid, cv=args.folds, n_samples=args.n_candidates,
+                    random_state=params.get("random_state", 0), refit=bool(args.output))
     table = result.results.sort_values("rank")
     payload = {"best_params": result.best_params, "best_rmse": result.best_score,
                "results": table.to_dict(orient="records")}
@@ -387,12 +440,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--duplicates", choices=("raise", "mean", "last"), default="raise",
                    help="repeated (user, item) pairs (default: raise an error)")
 
-    hyper = argparse.ArgumentParser(add_help=False)
-    h = hyper.add_argument_group("model")
-    h.add_argument("--iters", type=int, help="ALS iterations (default 15)")
-    h.add_argument("--solver", choices=("cholesky", "cg"), help="ALS solver (default cholesky)")
-    h.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    h.add_argument("--jobs", type=int, default=None, help="threads (default: all)")
+    def model_choice(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--model", choices=registry.names(), default=None,
+                            help="the estimator (default als): "
+                                 + ", ".join(f"{n} = {registry.by_name(n).__name__}"
+                                             for n in registry.names()))
+        parser.add_argument("--bayesian", action="store_true",
+                            help="the same as --model bayes")
 
     s = sub.add_parser("demo", parents=[common], help="fit on built-in data and show results",
                        description="Fit on generated planted-model data (or MovieLens with "
@@ -405,31 +459,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("fit", parents=[common, data, hyper], help="fit a model to a file",
-                       description="Fit BiasedALS (or, with --bayesian, BayesianALS) to the "
-                                   "ratings in DATA and save it.")
+    s = sub.add_parser("fit", parents=[common, data], help="fit a model to a file",
+                       description="Fit an estimator (--model, default als = BiasedALS) to "
+                                   "the ratings in DATA and save it. Estimator options left "
+                                   "out take the estimator's defaults.")
     s.add_argument("data", metavar="DATA",
                    help="ratings file (CSV, TSV, Parquet, MovieLens); - for standard input")
     s.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file (.npz)")
-    s.add_argument("--factors", type=int, default=32, help="rank K (default 32)")
-    s.add_argument("--reg", type=float, help="lambda (default 0.1)")
-    s.add_argument("--reg-bias", type=float, help="lambda_b (default: --reg)")
-    s.add_argument("--reg-scaling", choices=("count", "none"), help="(default count)")
-    s.add_argument("--bias-update", choices=("joint", "sequential"), help="(default joint)")
-    s.add_argument("--cg-steps", type=int, help="CG steps per row (default 3)")
-    s.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     s.add_argument("--validation", metavar="FILE", help="held-out ratings to monitor")
     s.add_argument("--early-stopping", type=int, metavar="N",
                    help="with --validation: stop after N iterations without improvement")
-    s.add_argument("--bayesian", action="store_true",
-                   help="Gibbs-sample BayesianALS instead (no --reg to tune; --iters, --reg*, "
-                        "--bias-update, --solver, --cg-steps, --early-stopping do not apply)")
-    s.add_argument("--samples", type=int, dest="bayes_samples", metavar="N",
-                   help="with --bayesian: samples averaged for prediction (default 100)")
-    s.add_argument("--burn-in", type=int, metavar="N",
-                   help="with --bayesian: sweeps discarded first (default 20)")
-    s.add_argument("--thin", type=int, metavar="N",
-                   help="with --bayesian: keep every N-th sweep after burn-in (default 1)")
+    model_choice(s)
+    _add_estimator_options(s.add_argument_group("estimator options"))
     s.set_defaults(func=cmd_fit)
 
     s = sub.add_parser("evaluate", parents=[common, data], help="score a model on a file",
@@ -461,21 +502,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--titles", metavar="PATH", help="MovieLens folder or movie list for titles")
     s.set_defaults(func=cmd_similar)
 
-    s = sub.add_parser("tune", parents=[common, data, hyper],
-                       help="choose n_factors and reg by cross-validation",
-                       description="Cross-validate BiasedALS over --factors x --reg (with "
-                                   "--bayesian: BayesianALS over --factors) and report the "
-                                   "best.")
+    s = sub.add_parser("tune", parents=[common, data],
+                       help="choose n_factors (and reg) by cross-validation",
+                       description="Cross-validate an estimator (--model) over --factors "
+                                   "(x --reg where it has one) and report the best.")
     s.add_argument("data", metavar="DATA")
-    s.add_argument("--factors", type=_list_of(int, "integers"), default=[16, 32, 64],
-                   help="e.g. 16,32,64")
-    s.add_argument("--reg", type=_list_of(float, "numbers"),
-                   help="e.g. 0.05,0.1 (default 0.05,0.1,0.15)")
-    s.add_argument("--folds", type=int, default=3)
-    s.add_argument("--bayesian", action="store_true",
-                   help="tune BayesianALS (default samples and burn-in) over --factors")
-    s.add_argument("--samples", type=int, help="random search: try this many combinations")
+    s.add_argument("--folds", type=int, default=3, help="cross-validation folds (default 3)")
+    s.add_argument("--n-candidates", type=int, metavar="N",
+                   help="random search: try N of the grid's combinations")
     s.add_argument("-o", "--output", metavar="MODEL", help="refit the best on DATA, save here")
+    model_choice(s)
+    _add_estimator_options(s.add_argument_group("estimator options"), grid=True)
     s.set_defaults(func=cmd_tune)
 
     s = sub.add_parser("plot", parents=[common], help="loss curve and a 2-D map of the items",

@@ -26,7 +26,7 @@ from fastmf.persist import LocalCheckpoint
 from fastmf.ratings import Ratings, as_ratings, lookup
 
 
-@register("als")
+@register("als", rank=0)
 @doc_params
 class BiasedALS(FactorModel):
     r"""Biased matrix factorization by alternating least squares.
