@@ -4,7 +4,7 @@
     FASTMF_BENCH_LARGE=1 pytest bench/ -k 10m
 
 Each benchmark warms up (compiles) first, records machine facts and GFLOP/s by the
-DESIGN.md section 3 count in ``extra_info``, and checks that the objective went down.
+docs/design.md section 9 count in ``extra_info``, and checks that the objective went down.
 """
 
 import numba

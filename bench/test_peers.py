@@ -4,7 +4,7 @@ Each peer runs only when installed (``pip install cmfrec implicit``); none is a 
 fastmf. Seconds per iteration are taken as the difference between a fit with 11 iterations and
 a fit with 1, divided by 10, so set-up and data conversion cancel out -- the same quantity the
 fastmf benchmarks time directly. implicit solves the *implicit-feedback* objective (a
-different problem of the same cost shape) and is listed for scale only, as in DESIGN.md.
+different problem of the same cost shape) and is listed for scale only, as in docs/design.md.
 """
 
 import time

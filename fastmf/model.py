@@ -174,7 +174,7 @@ class BiasedALS(FactorModel):
         Sequential updates in the order ``b, U, c, V``; plain factor penalty
         ``lambda |u|^2``; the bias update ``b_i = sum(...) / (|Omega_i| (1 + lambda))``,
         which is the exact minimizer of the *count-scaled* bias penalty
-        ``lambda |Omega_i| b_i^2`` (DESIGN.md section 1); initial factors ``randn / K``.
+        ``lambda |Omega_i| b_i^2`` (docs/design.md section 1); initial factors ``randn / K``.
         """
         params = dict(
             reg=reg, reg_bias=reg, n_iter=n_iter, reg_scaling="none",

@@ -84,7 +84,7 @@ def half_step(rows, cols, vals, n_rows, F, bias, other, other_bias, mu, reg, reg
 
 
 def objective(users, items, vals, M, N, U, b, V, c, mu, reg, reg_bias, count_reg, count_bias):
-    """The objective J of DESIGN.md section 1, summed naively in float64."""
+    """The objective J of docs/design.md section 1, summed naively in float64."""
     U, b, V, c = (np.asarray(a, dtype=np.float64) for a in (U, b, V, c))
     pred = mu + b[users] + c[items] + np.einsum("ij,ij->i", U[users], V[items])
     nu = np.bincount(users, minlength=M).astype(float)

@@ -1,4 +1,4 @@
-"""Compiled kernels: ``@njit`` functions over arrays and scalars only (see DESIGN.md section 2).
+"""Compiled kernels: ``@njit`` functions over arrays and scalars only (docs/design.md section 5).
 
 No classes, no scipy objects, no I/O. Outputs are preallocated arrays written in place; the
 return value is at most a scalar diagnostic.

@@ -2,7 +2,7 @@
 
 One kernel, :func:`solve_rows`, serves both half-steps: the user step runs it over the CSR
 arrays (users x items) with the item factors as "the other side", the item step runs the same
-kernel over the CSC arrays with the user factors. See DESIGN.md sections 1 and 3.
+kernel over the CSC arrays with the user factors. See docs/design.md sections 1 and 9.
 
 Per row, the other side's factors are gathered into a contiguous per-task block
 ``X[t] = [v_j, 1, r_t]`` (``r_t = A_ij - mu - c_j``), and one ``X^T X`` product -- BLAS,
@@ -10,7 +10,7 @@ pinned to one thread by the caller -- yields the row's sufficient statistics at 
 matrix, the bias cross terms, the rating count and the right-hand side. A hand-written
 Cholesky on the same scratch solves the ``K+1`` (joint) or ``K`` (sequential) system. The
 statistics are additive over ratings, which is what the distributed item step sums across
-user blocks (:func:`normal_equations`, :func:`solve_normal_equations`). DESIGN.md section 3
+user blocks (:func:`normal_equations`, :func:`solve_normal_equations`). docs/design.md section 9
 has the cost model.
 """
 

@@ -63,7 +63,7 @@ def penalty_rows(counts, F, bias, reg, reg_bias, count_reg, count_bias):
 def objective(
     indptr, indices, data, item_indptr, U, b, V, c, mu, reg, reg_bias, count_reg, count_bias,
 ):
-    """The ALS objective ``J`` (DESIGN.md section 1), accumulated in float64.
+    """The ALS objective ``J`` (docs/design.md section 1), accumulated in float64.
 
     Parameters
     ----------
