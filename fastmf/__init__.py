@@ -4,6 +4,7 @@ Bayesian twin), on numba kernels."""
 from fastmf._version import __version__
 from fastmf.bayes import BayesianALS
 from fastmf.datasets import load_movielens, make_ratings
+from fastmf.implicit import ImplicitALS
 from fastmf.io import read_ratings
 from fastmf.model import BiasedALS
 from fastmf.persist import ModelFileError, load
@@ -12,6 +13,7 @@ from fastmf.ratings import Ratings
 __all__ = [
     "BayesianALS",
     "BiasedALS",
+    "ImplicitALS",
     "ModelFileError",
     "Ratings",
     "__version__",

@@ -36,6 +36,8 @@ class FactorModel:
         ("loss_curve",), ("validation_curve",))
     #: The curve that shows training progress, its label, and whether to plot it on a log scale.
     _TRAINING_CURVE: ClassVar[tuple[str, str, bool]] = ("loss_curve_", "objective J", True)
+    #: Whether ``predict`` estimates ratings (so RMSE means something) or only scores.
+    _predicts_ratings: ClassVar[bool] = True
     #: Set by ``fastmf._registry.register``: the estimator's short name (``--model``).
     _registry_name: ClassVar[str] = ""
 

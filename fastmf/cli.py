@@ -290,18 +290,25 @@ def cmd_fit(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     cls = _model_class(args)
     params, fit_kw = _estimator_options(args, cls)
+    if args.validation and "validation" not in inspect.signature(cls.fit).parameters:
+        raise ValueError(f"--validation: not an option of --model {cls._registry_name} "
+                         f"({cls.__name__}); score a ranking with 'fastmf evaluate -k'")
     train = _read(args, args.data)
     validation = _read(args, args.validation) if args.validation else None
+    if validation is not None:
+        fit_kw["validation"] = validation
     model = cls(**params)
     bar, callback = _progress(args, _planned_iterations(model), train, validation)
     with bar:
-        model.fit(train, validation=validation, callback=callback, **fit_kw)
+        model.fit(train, callback=callback, **fit_kw)
     path = model.save(args.output)
     payload = {
         "model": str(path), "estimator": type(model).__name__, "ratings": train.nnz,
         "users": train.n_users, "items": train.n_items, "iterations": model.n_iter_,
-        "train_rmse": _rmse_on(model, train), "seconds": time.perf_counter() - t0,
+        "seconds": time.perf_counter() - t0,
     }
+    if model._predicts_ratings:
+        payload["train_rmse"] = _rmse_on(model, train)
     if hasattr(model, "n_samples_"):
         payload["samples"] = model.n_samples_
     elif getattr(model, "loss_curve_", None) is not None:
@@ -311,7 +318,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     steps = (f"{model.n_iter_} sweeps ({model.burn_in} burn-in, {model.n_samples_} samples)"
              if hasattr(model, "n_samples_") else _plural(model.n_iter_, "iteration"))
     text = (f"fitted {train.nnz:,} ratings ({train.n_users:,} users x {train.n_items:,} items), "
-            f"{steps}, train RMSE {payload['train_rmse']:.4f}"
+            f"{steps}"
+            + (f", train RMSE {payload['train_rmse']:.4f}" if "train_rmse" in payload else "")
             + (f", validation RMSE {payload['validation_rmse']:.4f}" if validation else "")
             + f"\nsaved {path}")
     _emit(args, payload, text)

@@ -166,3 +166,31 @@ def gibbs_sampler(users, items, vals, M, N, K, n_samples, burn_in, seed, sample_
                         for Us, bs, Vs, cs in samples], axis=0)
 
     return predict
+
+
+def implicit_dense(users, items, strengths, M, N, alpha):
+    """The full ``M x N`` confidence and preference matrices of Hu, Koren & Volinsky."""
+    C = np.ones((M, N))
+    P = np.zeros((M, N))
+    C[users, items] = 1 + alpha * np.asarray(strengths, dtype=np.float64)
+    P[users, items] = (np.asarray(strengths) > 0).astype(float)
+    return C, P
+
+
+def implicit_half_step(C, P, Y, reg, rows):
+    """``x_u = (Y^T C_u Y + reg I)^-1 Y^T C_u p_u`` for each listed row, over all columns,
+    with the dense matrices: no Y^T Y trick, ``np.linalg.solve`` per row."""
+    Y = np.asarray(Y, dtype=np.float64)
+    K = Y.shape[1]
+    X = np.zeros((C.shape[0], K))
+    for u in rows:
+        A = Y.T @ (C[u][:, None] * Y) + reg * np.eye(K)
+        X[u] = np.linalg.solve(A, Y.T @ (C[u] * P[u]))
+    return X
+
+
+def implicit_objective(C, P, X, Y, reg):
+    """``sum_all c (p - x.y)^2 + reg (|X|^2 + |Y|^2)``, summed naively over every pair."""
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    return float(np.sum(C * (P - X @ Y.T) ** 2) + reg * (np.sum(X**2) + np.sum(Y**2)))

@@ -16,6 +16,7 @@ from fastmf import _registry as registry
 FAST = {
     "als": dict(n_factors=3, n_iter=4),
     "bayes": dict(n_factors=2, n_samples=3, burn_in=2),
+    "implicit": dict(n_factors=3, n_iter=4),
 }
 
 ESTIMATORS = registry.estimators()
@@ -160,7 +161,7 @@ def test_interrupted_fit_keeps_a_usable_model(cls, ratings):
 
 
 @pytest.mark.parametrize("bad, error, match", [
-    (lambda cls: cls().fit(sp.csr_array((3, 3))), ValueError, "empty rating set"),
+    (lambda cls: cls().fit(sp.csr_array((3, 3))), ValueError, "cannot fit on an empty"),
     (lambda cls: cls().fit([(1, 2, 3.0)]), TypeError, "expected Ratings"),
     (lambda cls: cls(n_factors=0).fit(fastmf.Ratings([1], [2], [3.0])), ValueError,
      "n_factors must be a positive int"),

@@ -11,10 +11,14 @@ from fastmf.kernels.als import (
     solve_rows_cg,
 )
 from fastmf.kernels.gibbs import sample_rows
+from fastmf.kernels.implicit import implicit_loss, implicit_rows, implicit_rows_cg
 from fastmf.kernels.objective import loss_rows, objective, penalty_rows, predict_pairs
 from fastmf.kernels.topn import top_n
 
 __all__ = [
+    "implicit_loss",
+    "implicit_rows",
+    "implicit_rows_cg",
     "loss_rows",
     "normal_equations",
     "objective",

@@ -1,0 +1,232 @@
+"""Half-step kernels of implicit-feedback ALS (Hu, Koren & Volinsky 2008), numba only.
+
+For row ``u`` with observed items ``i`` and confidences ``c_ui = 1 + alpha r_ui`` (the
+caller computes them), the exact update is
+
+    x_u = (Y^T Y + sum_i (c_ui - 1) y_i y_i^T + reg I)^-1  sum_i c_ui p_ui y_i
+
+with ``p_ui = 1[r_ui > 0]``. ``Y^T Y`` (all items, the unobserved pairs' share) is computed
+once per half-step by the caller, so a row costs ``O(n_u K^2)`` (Cholesky) or ``O(n_u K)`` per
+conjugate-gradient step. See docs/design.md section 3.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from fastmf.kernels.als import _FASTMATH, _FASTMATH_REDUCE, _cholesky_solve, _failures
+
+# Rows per X^T X call (the BLAS small-matrix limit of the explicit kernel, for K ~ 64).
+_CHUNK = 256
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _implicit_system(indptr, indices, conf, pref, other, YtY, reg, row, X, T, G):
+    """``G[:K, :K] = Y^T Y + reg I + sum (c - 1) y y^T`` and ``G[K, :K] = sum c p y``."""
+    K = other.shape[1]
+    start = indptr[row]
+    n = indptr[row + 1] - start
+    for a in range(K):
+        for b in range(K):
+            G[a, b] = YtY[a, b]
+        G[a, a] += reg
+        G[K, a] = 0.0
+    CH = X.shape[0]
+    for lo in range(start, start + n, CH):
+        m = min(CH, start + n - lo)
+        for t in range(m):
+            j = indices[lo + t]
+            c = conf[lo + t]
+            w = np.sqrt(c - 1.0)
+            cp = c * pref[lo + t]
+            for k in range(K):
+                X[t, k] = w * other[j, k]
+                G[K, k] += cp * other[j, k]
+        Xm = X[:m]
+        np.dot(Xm.T, Xm, T)
+        for a in range(K):
+            for b in range(K):
+                G[a, b] += T[a, b]
+
+
+@njit(parallel=True, cache=True)
+def implicit_rows(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, factors):
+    """One implicit-ALS half-step by Cholesky: the exact update of every listed row.
+
+    Parameters
+    ----------
+    indptr : int64 (R+1,);  indices : int32 (nnz,)
+        Compressed rows (CSR for users, CSC for items) of the interaction matrix.
+    conf : float (nnz,)
+        Confidence ``c >= 1`` of each observed pair.
+    pref : float (nnz,)
+        Preference ``p`` of each observed pair (1 where ``r > 0``, else 0).
+    other : float (S, K);  YtY : float (K, K)
+        The fixed side's factors and their Gram matrix ``other^T other``.
+    reg : scalar of the factors' dtype
+    order : int64 (n_rows,)
+        Rows to update, longest first; task ``t`` takes ``order[t::n_tasks]``.
+    n_tasks : int
+    factors : float (R, K), written in place
+
+    Returns
+    -------
+    int
+        Rows whose system was not positive definite (set to NaN).
+
+    Races: none -- each row is written by the one task that owns it.
+    """
+    K = factors.shape[1]
+    dt = factors.dtype
+    failed = np.zeros(n_tasks, dtype=np.int64)
+    for task in prange(n_tasks):
+        X = np.empty((_CHUNK, K), dtype=dt)
+        T = np.empty((K, K), dtype=dt)
+        G = np.empty((K + 1, K + 1), dtype=dt)
+        x = np.empty(K + 1, dtype=dt)
+        for q in range(task, order.shape[0], n_tasks):
+            row = order[q]
+            _implicit_system(indptr, indices, conf, pref, other, YtY, reg, row, X, T, G)
+            if _cholesky_solve(G, K, x):
+                for k in range(K):
+                    factors[row, k] = x[k]
+            else:
+                failed[task] += 1
+                for k in range(K):
+                    factors[row, k] = np.nan
+    return _failures(failed)
+
+
+@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+def _apply(indptr, indices, conf, other, YtY, reg, row, v, out):
+    """``out = (Y^T Y + reg I + sum (c - 1) y y^T) v`` without forming the sum.
+
+    Reduces into registers only (no store inside a reduction loop), so the order is fixed
+    at compile time (docs/design.md section 5).
+    """
+    K = other.shape[1]
+    for a in range(K):
+        s = reg * v[a]
+        for b in range(K):
+            s += YtY[a, b] * v[b]
+        out[a] = s
+    for p in range(indptr[row], indptr[row + 1]):
+        j = indices[p]
+        d = 0.0
+        for k in range(K):
+            d += other[j, k] * v[k]
+        w = (conf[p] - 1.0) * d
+        for k in range(K):
+            out[k] += w * other[j, k]
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors, x, r, p,
+            Ap):
+    """``cg_steps`` conjugate-gradient steps on one row's system, warm-started."""
+    K = factors.shape[1]
+    for k in range(K):
+        x[k] = factors[row, k]
+    _apply(indptr, indices, conf, other, YtY, reg, row, x, Ap)
+    for k in range(K):
+        r[k] = -Ap[k]
+    for q in range(indptr[row], indptr[row + 1]):
+        j = indices[q]
+        cp = conf[q] * pref[q]
+        for k in range(K):
+            r[k] += cp * other[j, k]
+    rs_old = 0.0
+    for k in range(K):
+        p[k] = r[k]
+        rs_old += r[k] * r[k]
+    for _ in range(cg_steps):
+        if not rs_old > 0.0:
+            break
+        _apply(indptr, indices, conf, other, YtY, reg, row, p, Ap)
+        pAp = 0.0
+        for k in range(K):
+            pAp += p[k] * Ap[k]
+        if not pAp > 0.0:
+            return False
+        alpha = rs_old / pAp
+        rs_new = 0.0
+        for k in range(K):
+            x[k] += alpha * p[k]
+            r[k] -= alpha * Ap[k]
+            rs_new += r[k] * r[k]
+        beta = rs_new / rs_old
+        for k in range(K):
+            p[k] = r[k] + beta * p[k]
+        rs_old = rs_new
+    for k in range(K):
+        factors[row, k] = x[k]
+    return True
+
+
+@njit(parallel=True, cache=True)
+def implicit_rows_cg(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, cg_steps,
+                     factors):
+    """One implicit-ALS half-step by ``cg_steps`` warm-started conjugate-gradient steps per
+    row (Takacs et al. 2011): the same arguments and outputs as :func:`implicit_rows` plus
+    ``cg_steps``; each step costs ``O(n_u K + K^2)``. Not an exact minimizer: a step never
+    increases the row's quadratic, and the next half-step continues from it.
+
+    Races: none -- each row is written by the one task that owns it.
+    """
+    K = factors.shape[1]
+    dt = factors.dtype
+    failed = np.zeros(n_tasks, dtype=np.int64)
+    for task in prange(n_tasks):
+        x = np.empty(K, dtype=dt)
+        r = np.empty(K, dtype=dt)
+        p = np.empty(K, dtype=dt)
+        Ap = np.empty(K, dtype=dt)
+        for q in range(task, order.shape[0], n_tasks):
+            row = order[q]
+            if not _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row,
+                           factors, x, r, p, Ap):
+                failed[task] += 1
+                for k in range(K):
+                    factors[row, k] = np.nan
+    return _failures(failed)
+
+
+@njit(parallel=True, cache=True)
+def implicit_loss(indptr, indices, conf, pref, U, V, YtY, reg):
+    """The implicit objective over all pairs, in float64, via the observed pairs only:
+
+    ``sum_obs [c (p - s)^2 - s^2] + sum_u x_u^T (Y^T Y) x_u + reg (|X|^2 + |Y|^2)``,
+    ``s = x_u . y_i`` -- the unobserved pairs (confidence 1, preference 0) contribute
+    ``s^2``, which the quadratic form counts for every pair and the observed ones take back.
+
+    Races: none -- per-row partial sums, added in a fixed order afterwards.
+    """
+    M = U.shape[0]
+    K = U.shape[1]
+    part = np.zeros(M)
+    for u in prange(M):
+        s_obs = 0.0
+        for q in range(indptr[u], indptr[u + 1]):
+            j = indices[q]
+            s = 0.0
+            for k in range(K):
+                s += np.float64(U[u, k]) * np.float64(V[j, k])
+            e = np.float64(pref[q]) - s
+            s_obs += np.float64(conf[q]) * e * e - s * s
+        quad = 0.0
+        sq = 0.0
+        for a in range(K):
+            xa = np.float64(U[u, a])
+            sq += xa * xa
+            t = 0.0
+            for b in range(K):
+                t += np.float64(YtY[a, b]) * np.float64(U[u, b])
+            quad += xa * t
+        part[u] = s_obs + quad + np.float64(reg) * sq
+    total = 0.0
+    for u in range(M):
+        total += part[u]
+    vsq = 0.0
+    for j in range(V.shape[0]):
+        for k in range(K):
+            vsq += np.float64(V[j, k]) ** 2
+    return total + np.float64(reg) * vsq

@@ -1,0 +1,126 @@
+"""ImplicitALS: kernels against dense slow twins and the mathematics; fold-in; bad input."""
+
+import numpy as np
+import pytest
+import reference as ref
+from conftest import awkward_ratings
+
+import fastmf
+from fastmf import ImplicitALS, Ratings
+from fastmf._solver import row_order
+from fastmf.implicit import _gram
+from fastmf.kernels import implicit_loss, implicit_rows, implicit_rows_cg
+
+
+def _problem(dtype, alpha=2.0, seed=0):
+    r = awkward_ratings(seed=seed, n_users=25, n_items=18, n=160)
+    M, N = r.shape
+    model = ImplicitALS(3, alpha=alpha, dtype=dtype)
+    csr = model._weights(r.to_csr(np.float64))
+    C, P = ref.implicit_dense(r.user_index, r.item_index, r.values, M, N, alpha)
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((M, 3)).astype(dtype)
+    Y = rng.standard_normal((N, 3)).astype(dtype)
+    return r, csr, C, P, X, Y
+
+
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-10), ("float32", 2e-4)])
+def test_cholesky_half_step_matches_the_dense_twin(dtype, tol):
+    r, csr, C, P, X, Y = _problem(dtype)
+    order = row_order(np.diff(csr[0]))
+    reg = np.dtype(dtype).type(0.3)
+    assert implicit_rows(*csr, Y, _gram(Y), reg, order, 2, X) == 0
+    want = ref.implicit_half_step(C, P, Y, 0.3, order)
+    np.testing.assert_allclose(X[order], want[order], rtol=tol, atol=tol)
+
+
+def test_loss_kernel_is_the_objective_over_all_pairs():
+    r, csr, C, P, X, Y = _problem("float64")
+    got = implicit_loss(*csr, X, Y, _gram(Y), 0.3)
+    assert got == pytest.approx(ref.implicit_objective(C, P, X, Y, 0.3), rel=1e-12)
+
+
+def test_gradient_vanishes_at_a_solved_row():
+    r, csr, C, P, X, Y = _problem("float64")
+    order = row_order(np.diff(csr[0]))
+    implicit_rows(*csr, Y, _gram(Y), 0.3, order, 1, X)
+    u, h = int(order[0]), 1e-5
+    for k in range(3):
+        up, down = X.copy(), X.copy()
+        up[u, k] += h
+        down[u, k] -= h
+        grad = (ref.implicit_objective(C, P, up, Y, 0.3)
+                - ref.implicit_objective(C, P, down, Y, 0.3)) / (2 * h)
+        assert abs(grad) < 1e-5
+
+
+def test_cg_converges_to_the_cholesky_solution():
+    r, csr, C, P, X, Y = _problem("float64")
+    order = row_order(np.diff(csr[0]))
+    exact = X.copy()
+    implicit_rows(*csr, Y, _gram(Y), 0.3, order, 2, exact)
+    cg = X.copy()
+    for _ in range(4):  # warm-started: each call continues from the last
+        implicit_rows_cg(*csr, Y, _gram(Y), 0.3, order, 2, 3, cg)
+    np.testing.assert_allclose(cg[order], exact[order], rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("confidence", ["linear", "log"])
+def test_objective_never_increases_with_cholesky(confidence):
+    r = awkward_ratings(seed=4)
+    m = ImplicitALS(4, n_iter=8, alpha=3.0, confidence=confidence, dtype="float64",
+                    random_state=0).fit(r)
+    assert np.all(np.diff(m.loss_curve_) <= 1e-10 * m.loss_curve_[:-1])
+    C, P = ref.implicit_dense(r.user_index, r.item_index,
+                              np.log1p(r.values) if confidence == "log" else r.values,
+                              *r.shape, 3.0)
+    assert m.loss_curve_[-1] == pytest.approx(
+        ref.implicit_objective(C, P, m.user_factors_, m.item_factors_, m.reg), rel=1e-10)
+
+
+def test_recommends_the_planted_co_occurrence():
+    # two groups of users, each interacting with its own half of the items
+    users = np.repeat(np.arange(40), 6)
+    rng = np.random.default_rng(0)
+    items = np.concatenate([rng.choice(np.arange(10) + 10 * (u % 2), 6, replace=False)
+                            for u in range(40)])
+    model = ImplicitALS(2, reg=0.1, alpha=10.0, n_iter=10, random_state=0).fit(
+        Ratings(users, items, np.ones(len(users))))
+    for u in range(4):
+        rec, _ = model.recommend(u, n=3)
+        assert set(rec) <= set(range(10 * (u % 2), 10 * (u % 2) + 10))
+
+
+def test_fold_in_equals_the_exact_row_update():
+    r = awkward_ratings(seed=2)
+    model = ImplicitALS(3, n_iter=3, alpha=2.0, dtype="float64", random_state=0).fit(r)
+    new = Ratings([1000] * 3, [0, 3, 5], [1.0, 4.0, 2.0])
+    model.fold_in(new)
+    k = list(model.user_ids_).index(1000)
+    Y = model.item_factors_
+    C, P = ref.implicit_dense(np.zeros(3, int), np.array([0, 3, 5]), [1.0, 4.0, 2.0], 1,
+                              len(Y), 2.0)
+    want = ref.implicit_half_step(C, P, Y, model.reg, [0])[0]
+    np.testing.assert_allclose(model.user_factors_[k], want, rtol=1e-9, atol=1e-12)
+    rec, _ = model.recommend(1000, n=5)
+    assert not {0, 3, 5} & set(rec)
+
+
+def test_negative_strengths_are_refused_by_name():
+    with pytest.raises(ValueError, match="interaction strengths must be >= 0"):
+        ImplicitALS(2).fit(Ratings([1, 2], [1, 2], [1.0, -1.0]))
+
+
+def test_cli_fit_model_implicit(tmp_path):
+    from fastmf.cli import main
+
+    r, _ = fastmf.make_ratings(60, 40, 600, random_state=0)
+    path = tmp_path / "r.csv"
+    import pandas as pd
+
+    pd.DataFrame({"user": r.user_ids[r.user_index], "item": r.item_ids[r.item_index],
+                  "rating": r.values}).to_csv(path, index=False)
+    assert main(["fit", str(path), "-o", str(tmp_path / "m.npz"), "--model", "implicit",
+                 "--factors", "4", "--alpha", "2", "--iters", "3", "-q"]) == 0
+    model = fastmf.load(tmp_path / "m.npz")
+    assert isinstance(model, ImplicitALS) and model.alpha == 2.0 and model.n_iter_ == 3
