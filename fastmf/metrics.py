@@ -103,11 +103,16 @@ def ranking_report(
     model: Any, test: Any, k: int = 10, *, threshold: float | None = None,
     exclude_rated: bool = True,
 ) -> dict[str, float]:
-    """precision@k, recall@k, NDCG@k and MAP@k of a fitted model on held-out ratings.
+    """precision@k, recall@k, NDCG@k and MAP@k of a fitted model on held-out ratings, with
+    the catalogue coverage and the long-tail share of its recommendations.
 
     The relevant items of a user are their held-out ratings (those ``>= threshold`` when one
-    is given). Every test user the model knows is scored, with the training items excluded
-    from their recommendations.
+    is given). Every test user the model knows with at least one relevant item is scored, all
+    items ranked, the training items excluded from their recommendations. ``coverage@k`` is
+    the share of the model's items that appear in some scored user's top k;
+    ``long_tail@k`` the share of the recommendations that are long-tail items -- outside the
+    most-interacted items that together hold 80 % of the training interactions -- so a
+    list that only repeats the popular items scores near 0.
     """
     t = as_ratings(test)
     keep = np.ones(t.nnz, dtype=bool) if threshold is None else t.values >= threshold
@@ -125,9 +130,17 @@ def ranking_report(
     recommended = np.full(rec_ids.shape, -1, dtype=np.int64)
     present = np.not_equal(rec_ids, None)
     recommended[present] = lookup(model.item_ids_, rec_ids[present].astype(model.item_ids_.dtype))
+    counts = np.asarray(model.item_counts_, dtype=np.float64)
+    by_popularity = np.argsort(-counts, kind="stable")
+    head_size = int(np.searchsorted(np.cumsum(counts[by_popularity]), 0.8 * counts.sum()) + 1)
+    tail = np.ones(len(counts), dtype=bool)
+    tail[by_popularity[:head_size]] = False
+    shown = recommended[:, :k][recommended[:, :k] >= 0]
     return {
         f"precision@{k}": precision_at_k(recommended, relevant, k),
         f"recall@{k}": recall_at_k(recommended, relevant, k),
         f"ndcg@{k}": ndcg_at_k(recommended, relevant, k),
         f"map@{k}": map_at_k(recommended, relevant, k),
+        f"coverage@{k}": float(len(np.unique(shown)) / len(counts)),
+        f"long_tail@{k}": float(tail[shown].mean()) if shown.size else 0.0,
     }

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fastmf.metrics import mae, rmse
+from fastmf.metrics import mae, ranking_report, rmse
 from fastmf.ratings import Ratings, as_ratings, rank_within_groups
 
 
@@ -121,26 +121,48 @@ def score(model: Any, test: Ratings) -> dict[str, float]:
     return {"rmse": rmse(test.values, pred), "mae": mae(test.values, pred)}
 
 
+_RANKING = ("precision", "recall", "ndcg", "map")
+
+
+def _default_scoring(estimator: Any) -> str:
+    return "rmse" if getattr(estimator, "_predicts_ratings", True) else "ndcg@10"
+
+
+def _scores(model: Any, test: Ratings, scoring: str, threshold: float | None) -> dict:
+    """``{"test_<scoring>": value, ...}``: RMSE and MAE, or one ranking metric at k."""
+    if scoring in ("rmse", "mae"):
+        return {f"test_{k}": v for k, v in score(model, test).items()}
+    name, _, k = scoring.partition("@")
+    if name not in _RANKING or not k.isdigit():
+        raise ValueError(f"scoring must be 'rmse', 'mae' or one of {_RANKING} at k, e.g. "
+                         f"'ndcg@10'; got {scoring!r}")
+    return {f"test_{scoring}": ranking_report(model, test, k=int(k), threshold=threshold)[
+        scoring]}
+
+
 def cross_validate(
     estimator: Any, X: Any, cv: int | KFold | Sequence[tuple[Ratings, Ratings]] = 5, *,
-    random_state: int | None = 0,
+    random_state: int | None = 0, scoring: str | None = None, threshold: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Fit a fresh copy of ``estimator`` on each training fold and score its test fold.
 
     ``cv`` is a number of folds, a :class:`KFold`, or explicit ``(train, test)`` pairs
-    (e.g. the MovieLens u1..u5 files). Returns arrays ``test_rmse``, ``test_mae``,
-    ``fit_time`` (seconds), one entry per fold.
+    (e.g. the MovieLens u1..u5 files). ``scoring`` is ``"rmse"`` (the default for rating
+    models: ``test_rmse`` and ``test_mae``) or a ranking metric at k such as ``"ndcg@10"`` or
+    ``"precision@10"`` (the default for ImplicitALS: ``test_ndcg@10``), with the test fold's
+    ratings ``>= threshold`` as the relevant items and the training items excluded. Returns
+    arrays, one entry per fold, and ``fit_time`` (seconds).
     """
+    scoring = scoring or _default_scoring(estimator)
     folds = _folds(X, cv, random_state)
-    out: dict[str, list[float]] = {"test_rmse": [], "test_mae": [], "fit_time": []}
+    out: dict[str, list[float]] = {"fit_time": []}
     for train, test in folds:
         model = _clone(estimator)
         t0 = time.perf_counter()
         model.fit(train)
         out["fit_time"].append(time.perf_counter() - t0)
-        s = score(model, test)
-        out["test_rmse"].append(s["rmse"])
-        out["test_mae"].append(s["mae"])
+        for key, value in _scores(model, test, scoring, threshold).items():
+            out.setdefault(key, []).append(value)
     return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -159,9 +181,9 @@ class SearchResult:
     Attributes
     ----------
     best_params : dict
-        The parameter combination with the lowest mean validation RMSE.
+        The parameter combination with the best mean validation score.
     best_score : float
-        Its mean validation RMSE.
+        Its mean validation score (RMSE, or the ranking metric searched).
     results : pandas.DataFrame
         One row per combination: the parameters, ``mean_rmse``, ``std_rmse``, ``mean_mae``,
         ``mean_fit_time``, ``rank`` (1 = best).
@@ -181,6 +203,8 @@ def search(
     n_samples: int | None = None,
     random_state: int | None = 0,
     refit: bool = False,
+    scoring: str | None = None,
+    threshold: float | None = None,
 ) -> SearchResult:
     """Choose hyper-parameters (e.g. ``n_factors`` and ``reg``) by cross-validated RMSE.
 
@@ -196,6 +220,8 @@ def search(
     refit : bool
         Also fit the best configuration on all of ``X`` and return it as
         ``result.best_estimator``.
+    scoring, threshold : as in :func:`cross_validate`
+        RMSE is minimized; a ranking metric is maximized.
     """
     import pandas as pd
 
@@ -206,19 +232,25 @@ def search(
     if n_samples is not None and n_samples < len(grid):
         rng = np.random.default_rng(random_state)
         grid = [grid[i] for i in sorted(rng.choice(len(grid), n_samples, replace=False))]
+    scoring = scoring or _default_scoring(estimator)
+    metric = "rmse" if scoring in ("rmse", "mae") else scoring
     folds = _folds(X, cv, random_state)
     rows = []
     for values in grid:
         combo = dict(zip(names, values))
-        cvres = cross_validate(_clone(estimator, **combo), X, folds)
-        rows.append({**combo, "mean_rmse": cvres["test_rmse"].mean(),
-                     "std_rmse": cvres["test_rmse"].std(), "mean_mae": cvres["test_mae"].mean(),
-                     "mean_fit_time": cvres["fit_time"].mean()})
+        cvres = cross_validate(_clone(estimator, **combo), X, folds, scoring=scoring,
+                               threshold=threshold)
+        row = {**combo, f"mean_{metric}": cvres[f"test_{metric}"].mean(),
+               f"std_{metric}": cvres[f"test_{metric}"].std()}
+        if metric == "rmse":
+            row["mean_mae"] = cvres["test_mae"].mean()
+        rows.append({**row, "mean_fit_time": cvres["fit_time"].mean()})
     table = pd.DataFrame(rows)
-    table["rank"] = table["mean_rmse"].rank(method="min").astype(int)
-    best = int(np.argmin(table["mean_rmse"].to_numpy()))  # first of equals: grid order
+    sign = 1.0 if metric == "rmse" else -1.0  # lower RMSE is better, higher ranking metric
+    table["rank"] = (sign * table[f"mean_{metric}"]).rank(method="min").astype(int)
+    best = int(np.argmin(sign * table[f"mean_{metric}"].to_numpy()))  # first of equals
     best_params = {n: _plain(v) for n, v in zip(names, grid[best])}
-    result = SearchResult(best_params, float(table["mean_rmse"].iloc[best]), table)
+    result = SearchResult(best_params, float(table[f"mean_{metric}"].iloc[best]), table)
     if refit:
         result.best_estimator = _clone(estimator, **best_params).fit(X)
     return result

@@ -124,3 +124,24 @@ def test_cli_fit_model_implicit(tmp_path):
                  "--factors", "4", "--alpha", "2", "--iters", "3", "-q"]) == 0
     model = fastmf.load(tmp_path / "m.npz")
     assert isinstance(model, ImplicitALS) and model.alpha == 2.0 and model.n_iter_ == 3
+
+
+def test_search_maximizes_a_ranking_metric_for_implicit_models():
+    from fastmf.model_selection import search, train_test_split
+
+    r, _ = fastmf.make_ratings(80, 50, 1500, random_state=1, rating_scale=(1, 5))
+    res = search(ImplicitALS(3, n_iter=3, random_state=0), r, {"reg": [0.1, 1.0, 10.0]},
+                 cv=[train_test_split(r, 0.2, random_state=0)], threshold=3)
+    table = res.results
+    assert "mean_ndcg@10" in table and res.best_score == table["mean_ndcg@10"].max()
+    assert table.loc[table["rank"] == 1, "reg"].iloc[0] == res.best_params["reg"]
+
+
+def test_ranking_report_has_coverage_and_long_tail_share():
+    from fastmf.metrics import ranking_report
+    from fastmf.model_selection import train_test_split
+
+    r, _ = fastmf.make_ratings(80, 50, 1500, random_state=1, rating_scale=(1, 5))
+    train, test = train_test_split(r, 0.2, random_state=0)
+    rep = ranking_report(ImplicitALS(3, n_iter=3, random_state=0).fit(train), test, k=5)
+    assert 0 < rep["coverage@5"] <= 1 and 0 <= rep["long_tail@5"] <= 1

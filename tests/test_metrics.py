@@ -66,7 +66,8 @@ def test_ranking_report_on_a_planted_model_beats_random():
     train, held = ratings.subset(~test), ratings.subset(test)
     model = BiasedALS(n_factors=3, n_iter=10, random_state=0).fit(train)
     report = ranking_report(model, held, k=10, threshold=4.0)
-    assert set(report) == {"precision@10", "recall@10", "ndcg@10", "map@10"}
+    assert set(report) == {"precision@10", "recall@10", "ndcg@10", "map@10", "coverage@10",
+                           "long_tail@10"}
     assert all(0 <= v <= 1 for v in report.values())
     # a random ranking's expected precision is (relevant items per user) / (candidate items)
     rel_per_user = (held.values >= 4.0).sum() / len(np.unique(held.user_index))
