@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -213,6 +214,52 @@ class FactorModel:
         self.user_counts_, self.item_counts_ = user_counts, item_counts
         self._rated_indptr, self._rated_indices = rated_indptr, rated_indices
         self.global_mean_ = float(global_mean)
+
+    def _fold_in(self, X: Any, solve: Any) -> FactorModel:
+        """What every ``fold_in`` shares: map ``X`` onto the model's items (ignoring, with a
+        warning, items it does not know), check the id type, let ``solve(new, F, bias)``
+        write the new or changed users' rows in place (``new`` their ratings in the model's
+        item space; ``F``, ``bias`` start at their current rows, zeros for new users) and
+        return ``(indptr, indices)`` of their ratings; then publish the grown model."""
+        self._check_fitted()
+        vr = as_ratings(X)
+        ii = lookup(self.item_ids_, vr.item_ids)[vr.item_index]
+        known = ii >= 0
+        if not known.all():
+            warnings.warn(f"fold_in: ignoring {int((~known).sum())} rating(s) of items the "
+                          "model does not know", stacklevel=3)
+        new = Ratings._from_indices(vr.user_index[known], ii[known], vr.values[known],
+                                    vr.user_ids, self.item_ids_)
+        if id_kind(new.user_ids) != id_kind(self.user_ids_):
+            raise TypeError(f"fold_in: user ids of dtype {new.user_ids.dtype} do not match the "
+                            f"model's user ids of dtype {self.user_ids_.dtype}")
+        all_ids = np.union1d(self.user_ids_, new.user_ids)
+        old_pos, new_pos = lookup(all_ids, self.user_ids_), lookup(all_ids, new.user_ids)
+        dt = self.user_factors_.dtype
+        U = np.zeros((len(all_ids), self.user_factors_.shape[1]), dtype=dt)
+        b = np.zeros(len(all_ids), dtype=dt)
+        U[old_pos], b[old_pos] = self.user_factors_, self.user_bias_
+        F, bias = np.ascontiguousarray(U[new_pos]), np.ascontiguousarray(b[new_pos])
+        indptr, indices = solve(new, F, bias)
+        U[new_pos], b[new_pos] = F, bias
+        counts = np.diff(indptr)
+        user_counts = np.zeros(len(all_ids), dtype=np.int64)
+        user_counts[old_pos] = self.user_counts_
+        user_counts[new_pos] = counts
+        # the rated-items structure: old users' rows, with folded-in users' rows replaced
+        old_rows = np.repeat(old_pos, np.diff(self._rated_indptr))
+        keep = ~np.isin(old_rows, new_pos)
+        rows = np.r_[old_rows[keep], np.repeat(new_pos, counts)]
+        cols = np.r_[self._rated_indices[keep], indices]
+        order = np.lexsort((cols, rows))
+        self._set_fitted(
+            user_ids=all_ids, item_ids=self.item_ids_, user_factors=U,
+            item_factors=self.item_factors_, user_bias=b, item_bias=self.item_bias_,
+            user_counts=user_counts, item_counts=self.item_counts_,
+            rated_indptr=np.r_[0, np.cumsum(np.bincount(rows, minlength=len(all_ids)))],
+            rated_indices=cols[order].astype(np.int32), global_mean=self.global_mean_,
+        )
+        return self
 
     def _predict_index(self, ui: np.ndarray, ii: np.ndarray, unseen: Unseen) -> np.ndarray:
         return predict_at(ui, ii, self.user_factors_, self.user_bias_, self.item_factors_,

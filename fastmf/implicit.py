@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -13,9 +12,9 @@ from fastmf._params import COMMON, Param
 from fastmf._registry import register
 from fastmf._solver import row_order
 from fastmf._threads import thread_limits
-from fastmf.base import FactorModel, doc_params, id_kind, init_rngs, initial_factors
+from fastmf.base import FactorModel, doc_params, init_rngs, initial_factors
 from fastmf.kernels import implicit_loss, implicit_rows, implicit_rows_cg
-from fastmf.ratings import Ratings, as_ratings, lookup
+from fastmf.ratings import Ratings, as_ratings
 
 
 def _cholesky(arrays, other, YtY, reg, order, n_threads, cg_steps, F) -> int:
@@ -192,50 +191,20 @@ class ImplicitALS(FactorModel):
         alone, which replace any they had. Items the model does not know are ignored (with a
         warning). Returns ``self``.
         """
-        self._check_fitted()
         p = self._checked_params()
-        dt = self.user_factors_.dtype
-        vr = as_ratings(X)
-        ii = lookup(self.item_ids_, vr.item_ids)[vr.item_index]
-        known = ii >= 0
-        if not known.all():
-            warnings.warn(f"fold_in: ignoring {int((~known).sum())} interaction(s) with items "
-                          "the model does not know", stacklevel=2)
-        new = Ratings._from_indices(vr.user_index[known], ii[known], vr.values[known],
-                                    vr.user_ids, self.item_ids_)
-        if id_kind(new.user_ids) != id_kind(self.user_ids_):
-            raise TypeError(f"fold_in: user ids of dtype {new.user_ids.dtype} do not match the "
-                            f"model's user ids of dtype {self.user_ids_.dtype}")
-        all_ids = np.union1d(self.user_ids_, new.user_ids)
-        old_pos, new_pos = lookup(all_ids, self.user_ids_), lookup(all_ids, new.user_ids)
-        U = np.zeros((len(all_ids), self.user_factors_.shape[1]), dtype=dt)
-        U[old_pos] = self.user_factors_
-        arrays = self._weights(new.to_csr(np.float64))
-        counts = np.diff(arrays[0])
-        F = np.zeros((len(new_pos), U.shape[1]), dtype=dt)
-        V = self.item_factors_
-        with thread_limits(self.n_jobs) as n_threads:
-            failed = implicit_rows(*arrays, V, _gram(V), dt.type(p["reg"]), row_order(counts),
-                                   n_threads, F)
-        if failed or not np.isfinite(F).all():
-            raise FloatingPointError("fold_in: a system was not positive definite; increase reg")
-        U[new_pos] = F
-        user_counts = np.zeros(len(all_ids), dtype=np.int64)
-        user_counts[old_pos] = self.user_counts_
-        user_counts[new_pos] = counts
-        old_rows = np.repeat(old_pos, np.diff(self._rated_indptr))
-        keep = ~np.isin(old_rows, new_pos)
-        rows = np.r_[old_rows[keep], np.repeat(new_pos, counts)]
-        cols = np.r_[self._rated_indices[keep], arrays[1]]
-        order = np.lexsort((cols, rows))
-        self._set_fitted(
-            user_ids=all_ids, item_ids=self.item_ids_, user_factors=U, item_factors=V,
-            user_bias=np.zeros(len(all_ids), dtype=dt), item_bias=self.item_bias_,
-            user_counts=user_counts, item_counts=self.item_counts_,
-            rated_indptr=np.r_[0, np.cumsum(np.bincount(rows, minlength=len(all_ids)))],
-            rated_indices=cols[order].astype(np.int32), global_mean=0.0,
-        )
-        return self
+
+        def solve(new: Ratings, F: np.ndarray, bias: np.ndarray):
+            arrays = self._weights(new.to_csr(np.float64))
+            V = self.item_factors_
+            with thread_limits(self.n_jobs) as n_threads:
+                failed = implicit_rows(*arrays, V, _gram(V), V.dtype.type(p["reg"]),
+                                       row_order(np.diff(arrays[0])), n_threads, F)
+            if failed or not np.isfinite(F).all():
+                raise FloatingPointError("fold_in: a system was not positive definite; "
+                                         "increase reg")
+            return arrays[0], arrays[1]
+
+        return self._fold_in(X, solve)
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -18,7 +17,6 @@ from fastmf.base import (
     FactorModel,
     data_fingerprint,
     doc_params,
-    id_kind,
     init_rngs,
     initial_factors,
 )
@@ -289,60 +287,19 @@ class BiasedALS(FactorModel):
         replace any training ratings they had. Ratings of items the model does not know are
         ignored (with a warning). Returns ``self``.
         """
-        self._check_fitted()
         config = self._config()
-        vr = as_ratings(X)
-        item_map = lookup(self.item_ids_, vr.item_ids)
-        ii = item_map[vr.item_index]
-        known = ii >= 0
-        if not known.all():
-            warnings.warn(
-                f"fold_in: ignoring {int((~known).sum())} rating(s) of items the model does "
-                "not know", stacklevel=2,
-            )
-        new = Ratings._from_indices(vr.user_index[known], ii[known], vr.values[known],
-                                    vr.user_ids, self.item_ids_)
-        if id_kind(new.user_ids) != id_kind(self.user_ids_):
-            raise TypeError(
-                f"fold_in: user ids of dtype {new.user_ids.dtype} do not match the model's "
-                f"user ids of dtype {self.user_ids_.dtype}"
-            )
-        all_ids = np.union1d(self.user_ids_, new.user_ids)
-        old_pos = lookup(all_ids, self.user_ids_)
-        new_pos = lookup(all_ids, new.user_ids)
-        dt = config.dtype
-        K = config.n_factors
-        U = np.zeros((len(all_ids), K), dtype=dt)
-        b = np.zeros(len(all_ids), dtype=dt)
-        U[old_pos], b[old_pos] = self.user_factors_, self.user_bias_
-        F = np.ascontiguousarray(U[new_pos])
-        bias = np.ascontiguousarray(b[new_pos])
-        indptr, indices, data = new.to_csr(dt)
-        counts = np.diff(indptr)
-        with thread_limits(self.n_jobs) as n_threads:
-            # the exact row update, whichever solver the model was fitted with
-            failed = half_step(config, (indptr, indices, data), row_order(counts),
-                               self.item_factors_, self.item_bias_, self.global_mean_,
-                               n_threads, F, bias, solver="cholesky")
-        check_half_step(failed, F, bias, self.n_iter_ - 1, "fold-in user")
-        U[new_pos], b[new_pos] = F, bias
-        user_counts = np.zeros(len(all_ids), dtype=np.int64)
-        user_counts[old_pos] = self.user_counts_
-        user_counts[new_pos] = counts
-        # the rated-items structure: old users' rows, with folded-in users' rows replaced
-        old_rows = np.repeat(old_pos, np.diff(self._rated_indptr))
-        keep = ~np.isin(old_rows, new_pos)
-        rows = np.r_[old_rows[keep], np.repeat(new_pos, counts)]
-        cols = np.r_[self._rated_indices[keep], indices]
-        order = np.lexsort((cols, rows))
-        self._set_fitted(
-            user_ids=all_ids, item_ids=self.item_ids_, user_factors=U,
-            item_factors=self.item_factors_, user_bias=b, item_bias=self.item_bias_,
-            user_counts=user_counts, item_counts=self.item_counts_,
-            rated_indptr=np.r_[0, np.cumsum(np.bincount(rows, minlength=len(all_ids)))],
-            rated_indices=cols[order].astype(np.int32), global_mean=self.global_mean_,
-        )
-        return self
+
+        def solve(new: Ratings, F: np.ndarray, bias: np.ndarray):
+            indptr, indices, data = new.to_csr(config.dtype)
+            with thread_limits(self.n_jobs) as n_threads:
+                # the exact row update, whichever solver the model was fitted with
+                failed = half_step(config, (indptr, indices, data), row_order(np.diff(indptr)),
+                                   self.item_factors_, self.item_bias_, self.global_mean_,
+                                   n_threads, F, bias, solver="cholesky")
+            check_half_step(failed, F, bias, self.n_iter_ - 1, "fold-in user")
+            return indptr, indices
+
+        return self._fold_in(X, solve)
 
     def objective(self, X: Any) -> float:
         """The objective ``J`` of the fitted model on ratings ``X`` (same id space)."""
