@@ -24,6 +24,7 @@ from fastmf.kernels import predict_pairs, top_n
 from fastmf.ratings import Ratings, as_ratings, lookup, show
 
 Unseen = Literal["bias", "nan", "raise"]
+RankBy = Literal["liked", "rating"]
 _UNSEEN = ("bias", "nan", "raise")
 
 
@@ -68,7 +69,8 @@ class FactorModel:
 
     # -- fitted-model operations -----------------------------------------------------------------
 
-    def predict(self, users: Any, items: Any, *, unseen: Unseen = "bias") -> np.ndarray:
+    def predict(self, users: Any, items: Any, *, unseen: Unseen = "bias",
+                clip: bool = True) -> np.ndarray:
         """Predicted ratings for ``(users[k], items[k])`` pairs, in the caller's id space.
 
         Parameters
@@ -78,6 +80,10 @@ class FactorModel:
             For ids the model was not fitted with: ``"bias"`` predicts ``mu`` plus whichever
             bias is known (no interaction term); ``"nan"`` gives NaN; ``"raise"`` raises
             ``KeyError`` naming the first unknown id.
+        clip : bool, default=True
+            Clip to the range of the training ratings (``rating_range_``); a prediction of
+            5.4 on a 1-5 scale is never closer to the truth than 5. Models that only score
+            (ImplicitALS) are never clipped.
 
         Returns
         -------
@@ -100,12 +106,14 @@ class FactorModel:
                 if (idx < 0).any():
                     k = int(np.flatnonzero(idx < 0)[0])
                     raise KeyError(f"unknown {kind} id {show(ids[k])} (at position {k})")
-        return self._predict_index(ui, ii, unseen)
+        pred = self._predict_index(ui, ii, unseen)
+        return self._clip(pred) if clip else pred
 
     def recommend(
-        self, user: Any, n: int = 10, *, exclude_rated: bool = True, unseen: Unseen = "bias"
+        self, user: Any, n: int = 10, *, exclude_rated: bool = True, unseen: Unseen = "bias",
+        rank_by: RankBy | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` items with the highest score for one user.
+        """The ``n`` best items for one user.
 
         Parameters
         ----------
@@ -114,22 +122,32 @@ class FactorModel:
         exclude_rated : bool, default=True
             Leave out the items the user rated in the training data.
         unseen : {"bias", "raise"}, default="bias"
-            For a user the model does not know: rank by ``mu + c_j`` (the item biases), or
-            raise ``KeyError``.
+            For a user the model does not know: rank as for a user with zero factors and
+            bias (by the items' terms alone), or raise ``KeyError``.
+        rank_by : {"liked", "rating"}, optional
+            Rating models only. ``"liked"`` (the default) ranks by the probability that the
+            user rates the item *and* rates it above the mean: ``log(n_j + 1) + log
+            Phi((r_hat - mu) / sigma)`` with ``n_j`` the item's training ratings and
+            ``sigma`` the training residual (``residual_std_``). ``"rating"`` ranks by the
+            predicted rating alone, which puts items with one or two enthusiastic ratings
+            first and recommends worse than "most popular" (README, "Which model?").
 
         Returns
         -------
         items : ndarray of item ids, best first
             Shorter than ``n`` when fewer items are left to recommend.
-        scores : ndarray of scores (predicted ratings for the explicit models)
+        scores : ndarray
+            Rating models: the predicted (clipped) rating of each item, in ranking order
+            (decreasing under ``rank_by="rating"``). ImplicitALS: the score ``x_u . y_i``.
         """
         items, scores = self.recommend_batch([user], n, exclude_rated=exclude_rated,
-                                             unseen=unseen)
+                                             unseen=unseen, rank_by=rank_by)
         keep = np.isfinite(scores[0])
         return np.asarray(items[0][keep]).astype(self.item_ids_.dtype), scores[0][keep]
 
     def recommend_batch(
-        self, users: Any, n: int = 10, *, exclude_rated: bool = True, unseen: Unseen = "bias"
+        self, users: Any, n: int = 10, *, exclude_rated: bool = True, unseen: Unseen = "bias",
+        rank_by: RankBy | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`recommend` for many users at once (one parallel kernel call).
 
@@ -161,25 +179,42 @@ class FactorModel:
         else:
             excl_indptr = np.zeros(len(ui) + 1, dtype=np.int64)
             excl_indices = np.zeros(0, dtype=np.int32)
+        liked = self._rank_by(rank_by) == "liked"
+        counts = np.asarray(self.item_counts_, dtype=np.float64)
+        sigma = float(getattr(self, "residual_std_", 1.0) or 1.0)
         out_index = np.empty((len(ui), n), dtype=np.int64)
-        out_score = np.empty((len(ui), n), dtype=dt)
-        top_n(Q, q_offset, self.item_factors_, self._ranking_item_offset(), excl_indptr,
-              excl_indices, n, out_index, out_score)
-        return ids_at(self.item_ids_, out_index), out_score
+        out_score = np.empty((len(ui), n), dtype=np.float64)
+        top_n(Q, q_offset, self.item_factors_, self.item_bias_, np.log1p(counts),
+              float(self.global_mean_), 1.0 / sigma, liked, excl_indptr, excl_indices, n,
+              out_index, out_score)
+        scores = out_score.astype(dt)
+        if self._predicts_ratings:  # report the predicted ratings of the chosen items
+            found = out_index >= 0
+            rows = np.broadcast_to(ui[:, None], out_index.shape)[found]
+            pred = self._predict_index(rows, out_index[found], "bias")
+            scores[found] = self._clip(pred)
+        return ids_at(self.item_ids_, out_index), scores
 
-    def similar_items(self, item: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` items whose factors have the highest cosine similarity to ``item``'s.
+    def similar_items(self, item: Any, n: int = 10, *,
+                      shrink: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` items most similar to ``item``: the cosine similarity of their factors,
+        shrunk by the evidence behind each candidate, ``cos * n_j / (n_j + shrink)`` with
+        ``n_j`` its training ratings (Koren 2008's shrunk similarity).
 
-        Returns item ids (the item itself excluded) and similarities, most similar first.
-        Raises ``KeyError`` for an unknown item.
+        Without the shrinkage (``shrink=0``) an item rated once or twice, whose factors rest
+        on almost nothing, can come first. Returns item ids (the item itself excluded) and
+        similarities, most similar first. Raises ``KeyError`` for an unknown item.
         """
         self._check_fitted()
-        return _similar(self.item_factors_, self.item_ids_, item, n, "item")
+        return _similar(self.item_factors_, self.item_ids_, self.item_counts_, item, n,
+                        shrink, "item")
 
-    def similar_users(self, user: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` users most similar to ``user`` by cosine similarity of their factors."""
+    def similar_users(self, user: Any, n: int = 10, *,
+                      shrink: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` users most similar to ``user``, as :meth:`similar_items` for items."""
         self._check_fitted()
-        return _similar(self.user_factors_, self.user_ids_, user, n, "user")
+        return _similar(self.user_factors_, self.user_ids_, self.user_counts_, user, n,
+                        shrink, "user")
 
     def save(self, path: str | os.PathLike) -> Path:
         """Save the fitted model to one ``.npz`` file (no pickle); see :func:`fastmf.load`.
@@ -192,9 +227,34 @@ class FactorModel:
 
     # -- for subclasses ------------------------------------------------------------------------
 
-    def _ranking_item_offset(self) -> np.ndarray:
-        """Per-item term added to ``u . v`` when ranking (``c_j`` for the explicit models)."""
-        return self.item_bias_
+    def _rank_by(self, rank_by: RankBy | None) -> str:
+        if not self._predicts_ratings:
+            if rank_by not in (None, "score"):
+                raise ValueError(f"{type(self).__name__} ranks by its score; rank_by must be "
+                                 f"None, got {rank_by!r}")
+            return "score"
+        if rank_by is None:
+            return "liked"
+        if rank_by not in ("liked", "rating"):
+            raise ValueError(f"rank_by must be 'liked' or 'rating', got {rank_by!r}")
+        return rank_by
+
+    def _clip(self, pred: np.ndarray) -> np.ndarray:
+        lo_hi = getattr(self, "rating_range_", None)
+        if lo_hi is None or not self._predicts_ratings:
+            return pred
+        return np.clip(pred, lo_hi[0], lo_hi[1]).astype(pred.dtype, copy=False)
+
+    def _set_residual_std(self, ratings: Ratings) -> None:
+        """``residual_std_``: the RMSE of the fitted model on its training ratings (the
+        ``sigma`` of ``rank_by="liked"``)."""
+        pred = predict_at(*self._training_pairs(ratings), self.user_factors_, self.user_bias_,
+                          self.item_factors_, self.item_bias_, self.global_mean_)
+        self.residual_std_ = float(np.sqrt(np.mean((pred - ratings.values) ** 2)))
+
+    @staticmethod
+    def _training_pairs(ratings: Ratings):
+        return ratings.user_index.astype(np.int64), ratings.item_index.astype(np.int64)
 
     def _progress_postfix(self, train: Ratings) -> dict[str, str]:
         """What a progress bar shows after an iteration: the objective and training RMSE
@@ -206,8 +266,14 @@ class FactorModel:
 
     def _set_fitted(self, *, user_ids, item_ids, user_factors, item_factors, user_bias,
                     item_bias, user_counts, item_counts, rated_indptr, rated_indices,
-                    global_mean) -> None:
-        """Publish the fitted state every estimator has (the one place it is assigned)."""
+                    global_mean, rating_range=None) -> None:
+        """Publish the fitted state every estimator has (the one place it is assigned).
+
+        ``rating_range`` (min, max of the training ratings) is kept when None is given, so a
+        fold-in keeps the fit's."""
+        if rating_range is not None:  # a new fit: its residual is set when it ends
+            self.rating_range_ = (float(rating_range[0]), float(rating_range[1]))
+            self.__dict__.pop("residual_std_", None)
         self.user_ids_, self.item_ids_ = user_ids, item_ids
         self.user_factors_, self.item_factors_ = user_factors, item_factors
         self.user_bias_, self.item_bias_ = user_bias, item_bias
@@ -382,20 +448,29 @@ def ids_at(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
     return out
 
 
-def _similar(F: np.ndarray, ids: np.ndarray, query: Any, n: int, kind: str):
+def _similar(F: np.ndarray, ids: np.ndarray, counts: np.ndarray, query: Any, n: int,
+             shrink: float, kind: str):
     n = min(positive_int(n, "n"), len(ids) - 1)
+    if not (np.isfinite(shrink) and shrink >= 0):
+        raise ValueError(f"shrink must be finite and >= 0, got {shrink!r}")
     q = lookup(ids, [query])[0]
     if q < 0:
         raise KeyError(f"unknown {kind} id {show(query)}")
     norms = np.sqrt(np.einsum("ij,ij->i", F.astype(np.float64), F.astype(np.float64)))
     # zero vectors (rows never fitted) get similarity 0 instead of NaN
-    unit = (F / np.where(norms > 0, norms, 1.0)[:, None]).astype(F.dtype)
+    scale = 1.0 / np.where(norms > 0, norms, 1.0)
+    query_unit = (F[q : q + 1] * scale[q]).astype(F.dtype)
+    counts = np.asarray(counts, dtype=np.float64)
+    if shrink > 0:
+        scale = scale * counts / (counts + shrink)
+    unit = (F * scale[:, None]).astype(F.dtype)
     out_index = np.empty((1, max(n, 0)), dtype=np.int64)
-    out_score = np.empty((1, max(n, 0)), dtype=F.dtype)
+    out_score = np.empty((1, max(n, 0)), dtype=np.float64)
     zeros = np.zeros(len(ids), dtype=F.dtype)
-    top_n(unit[q : q + 1], zeros[:1], unit, zeros, np.array([0, 1], dtype=np.int64),
-          np.array([q], dtype=np.int32), max(n, 0), out_index, out_score)
-    return ids[out_index[0]], out_score[0]
+    top_n(query_unit, zeros[:1], unit, zeros, np.zeros(len(ids)), 0.0, 1.0, False,
+          np.array([0, 1], dtype=np.int64), np.array([q], dtype=np.int32), max(n, 0),
+          out_index, out_score)
+    return ids[out_index[0]], out_score[0].astype(F.dtype)
 
 
 def data_fingerprint(csr: tuple, ratings: Ratings) -> str:

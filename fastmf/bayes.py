@@ -184,8 +184,9 @@ class BayesianALS(FactorModel):
             raise ValueError("cannot fit on an empty rating set (0 ratings)")
         val = None if validation is None else self._validation_pairs(validation, ratings)
         trainer = _GibbsTrainer(self, ratings, cfg, val)
-        return train(self, trainer, n_jobs=self.n_jobs, verbose=self.verbose,
-                     callback=callback)
+        train(self, trainer, n_jobs=self.n_jobs, verbose=self.verbose, callback=callback)
+        self._set_residual_std(ratings)
+        return self
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -246,7 +247,8 @@ class _GibbsTrainer(Trainer):
         self.val_rmse = None
         self.fitted = dict(user_ids=ratings.user_ids, item_ids=ratings.item_ids,
                            user_counts=user_counts, item_counts=item_counts,
-                           rated_indptr=self.csr[0], rated_indices=self.csr[1], global_mean=mu)
+                           rated_indptr=self.csr[0], rated_indices=self.csr[1], global_mean=mu,
+                           rating_range=(ratings.values.min(), ratings.values.max()))
 
     def step(self, it: int, n_threads: int) -> dict[str, float]:
         cfg, rng = self.cfg, self.rng

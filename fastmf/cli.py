@@ -359,7 +359,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     model = fastmf.load(args.model)
     user = _parse_id(args.user, model.user_ids_, "user")
     items, scores = model.recommend(user, n=args.n, exclude_rated=not args.include_rated,
-                                    unseen="bias" if args.allow_unknown else "raise")
+                                    unseen="bias" if args.allow_unknown else "raise",
+                                    rank_by=args.rank_by)
     titles = _titles(args.titles)
     payload = {"user": user, "items": [{"item": i, "score": s, **({"title": titles[i.item()]}
                if i.item() in titles else {})} for i, s in zip(items, scores)]}
@@ -373,10 +374,10 @@ def cmd_similar(args: argparse.Namespace) -> int:
     titles = _titles(args.titles)
     if args.item is not None:
         key = _parse_id(args.item, model.item_ids_, "item")
-        ids, sims = model.similar_items(key, n=args.n)
+        ids, sims = model.similar_items(key, n=args.n, shrink=args.shrink)
     else:
         key = _parse_id(args.user, model.user_ids_, "user")
-        ids, sims = model.similar_users(key, n=args.n)
+        ids, sims = model.similar_users(key, n=args.n, shrink=args.shrink)
         titles = {}
     payload = {"query": key, "similar": [{"id": i, "cosine": s} for i, s in zip(ids, sims)]}
     _emit(args, payload, "\n".join(f"{k + 1}\t{_label(i, titles)}\t{s:.4f}"
@@ -498,6 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--include-rated", action="store_true", help="also items the user rated")
     s.add_argument("--allow-unknown", action="store_true",
                    help="for an unknown user, rank by item bias instead of failing")
+    s.add_argument("--rank-by", choices=("liked", "rating"),
+                   help="rating models: by the probability of a liked item (default) or by "
+                        "predicted rating alone")
     s.add_argument("--titles", metavar="PATH", help="MovieLens folder or movie list for titles")
     s.set_defaults(func=cmd_recommend)
 
@@ -507,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--item", help="item id")
     who.add_argument("--user", help="user id")
     s.add_argument("-n", type=int, default=10, help="how many (default 10)")
+    s.add_argument("--shrink", type=float, default=10.0,
+                   help="cosine x n/(n + SHRINK), n the candidate's ratings (default 10)")
     s.add_argument("--titles", metavar="PATH", help="MovieLens folder or movie list for titles")
     s.set_defaults(func=cmd_similar)
 

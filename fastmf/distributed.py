@@ -183,9 +183,12 @@ def _concat(parts):
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
 
 
-def _block_loss(block: _Block, state, item_side, cfg: _Config) -> float:
+def _block_loss(block: _Block, state, item_side, cfg: _Config, penalty: bool = True) -> float:
+    """The block's share of J (with ``penalty=False``: its squared residuals alone)."""
     V, c = item_side
     mu, reg, reg_bias = cfg.scalars()
+    if not penalty:
+        reg, reg_bias = reg.dtype.type(0), reg_bias.dtype.type(0)
     with thread_limits(cfg.threads):
         return float(loss_rows(*block.csr, state[0], state[1], V, c, mu, reg, reg_bias,
                                cfg.als.count_reg, cfg.als.count_bias))
@@ -371,9 +374,9 @@ def fit(
         dask.delayed(_build_block)(parts[k], int(bounds[k]), int(bounds[k + 1]), N, dtype)
         for k in range(n_blocks)
     ])
-    totals = client.compute(dask.delayed(lambda s, n: (s, n))(frame["_r"].sum(),
-                                                               frame["_r"].count()))
-    rating_sum, nnz = totals.result()
+    totals = client.compute(dask.delayed(lambda *t: t)(
+        frame["_r"].sum(), frame["_r"].count(), frame["_r"].min(), frame["_r"].max()))
+    rating_sum, nnz, r_min, r_max = totals.result()
     mu = float(rating_sum) / int(nnz)
     ckdir = Path(checkpoint_dir) if checkpoint_dir else Path(tempfile.mkdtemp(prefix="fastmf-"))
     ckdir.mkdir(parents=True, exist_ok=True)
@@ -445,8 +448,12 @@ def fit(
         item_bias=trainer.c, user_counts=user_counts, item_counts=item_counts,
         rated_indptr=np.concatenate([[0], np.cumsum(user_counts)]).astype(np.int64),
         rated_indices=np.concatenate([blk.csr[1] for blk in blocks]).astype(np.int32),
-        global_mean=mu,
+        global_mean=mu, rating_range=(r_min, r_max),
     )
+    sse = client.gather([client.submit(_block_loss, statics[k], trainer.states[k],
+                                       trainer.items_f, cfg, False)
+                         for k in range(n_blocks)])
+    fitted.residual_std_ = float(np.sqrt(sum(sse) / int(nnz)))
     return fitted
 
 

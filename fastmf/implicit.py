@@ -224,10 +224,22 @@ class ImplicitALS(FactorModel):
         return {"loss": f"{self.loss_curve_[-1]:.5g}"}
 
 
+def _gram64(F: np.ndarray) -> np.ndarray:
+    F64 = F.astype(np.float64)
+    return F64.T @ F64
+
+
 def _gram(F: np.ndarray) -> np.ndarray:
     """``F^T F`` in ``F``'s dtype, accumulated in float64."""
-    F64 = F.astype(np.float64)
-    return np.ascontiguousarray((F64.T @ F64).astype(F.dtype))
+    return np.ascontiguousarray(_gram64(F).astype(F.dtype))
+
+
+def implicit_objective(csr, U: np.ndarray, V: np.ndarray, reg: float) -> float:
+    """The objective over all pairs: the observed pairs' share (kernel) plus
+    ``tr(X^T X Y^T Y) + reg (|X|^2 + |Y|^2)`` from the two Gram matrices (float64)."""
+    gu, gv = _gram64(U), _gram64(V)
+    return (float(implicit_loss(*csr, U, V)) + float(np.sum(gu * gv))
+            + float(reg) * (float(np.trace(gu)) + float(np.trace(gv))))
 
 
 class _ImplicitTrainer(Trainer):
@@ -257,4 +269,4 @@ class _ImplicitTrainer(Trainer):
                 raise FloatingPointError(
                     f"iteration {it + 1}, {side} half-step: {failed} system(s) not positive "
                     "definite or non-finite factors; increase reg")
-        return {"loss": float(implicit_loss(*self.csr, U, V, _gram(V), self.reg))}
+        return {"loss": implicit_objective(self.csr, U, V, self.reg)}

@@ -267,15 +267,18 @@ class BiasedALS(FactorModel):
             item_factors=V, user_bias=b, item_bias=c, user_counts=problem.user_counts,
             item_counts=problem.item_counts, rated_indptr=problem.csr[0],
             rated_indices=problem.csr[1], global_mean=problem.global_mean,
+            rating_range=(ratings.values.min(), ratings.values.max()),
         )
         store = None
         if checkpoint is not None:
             store = LocalCheckpoint(checkpoint, data_fingerprint(problem.csr, ratings),
                                     self._resume_params(), resume)
         trainer = _ALSTrainer(self, problem, config, val)
-        return train(self, trainer, n_jobs=self.n_jobs, verbose=self.verbose,
-                     callback=callback, early_stopping_rounds=early_stopping_rounds,
-                     checkpoint=store, checkpoint_every=checkpoint_every)
+        train(self, trainer, n_jobs=self.n_jobs, verbose=self.verbose, callback=callback,
+              early_stopping_rounds=early_stopping_rounds, checkpoint=store,
+              checkpoint_every=checkpoint_every)
+        self._set_residual_std(ratings)
+        return self
 
     # -- fitted-model operations ------------------------------------------------------------
 

@@ -89,6 +89,8 @@ def save(model: Any, path: str | os.PathLike) -> Path:
         "format": FORMAT, "format_version": FORMAT_VERSION, "fastmf_version": __version__,
         "estimator": type(model).__name__, "params": params,
         "global_mean": model.global_mean_, "n_iter": model.n_iter_,
+        "rating_range": getattr(model, "rating_range_", None),
+        "residual_std": getattr(model, "residual_std_", None),
         **model._stored_meta(), "digest": _digest(arrays),
     }
     path = Path(path)
@@ -172,7 +174,10 @@ def load(path: str | os.PathLike) -> Any:
         rated_indptr=arrays["rated_indptr"].astype(np.int64),
         rated_indices=arrays["rated_indices"].astype(np.int32),
         global_mean=float(meta["global_mean"]),
+        rating_range=meta.get("rating_range"),
     )
+    if meta.get("residual_std") is not None:
+        model.residual_std_ = float(meta["residual_std"])
     for stem in (*cls._CURVES[0], *cls._CURVES[1]):
         setattr(model, stem + "_", arrays.get(stem))
     model.n_iter_ = int(meta["n_iter"])

@@ -23,6 +23,7 @@ _CHUNK = 256
 def _implicit_system(indptr, indices, conf, pref, other, YtY, reg, row, X, T, G):
     """``G[:K, :K] = Y^T Y + reg I + sum (c - 1) y y^T`` and ``G[K, :K] = sum c p y``."""
     K = other.shape[1]
+    one = G.dtype.type(1.0)
     start = indptr[row]
     n = indptr[row + 1] - start
     for a in range(K):
@@ -36,7 +37,7 @@ def _implicit_system(indptr, indices, conf, pref, other, YtY, reg, row, X, T, G)
         for t in range(m):
             j = indices[lo + t]
             c = conf[lo + t]
-            w = np.sqrt(c - 1.0)
+            w = np.sqrt(c - one)
             cp = c * pref[lo + t]
             for k in range(K):
                 X[t, k] = w * other[j, k]
@@ -97,24 +98,30 @@ def implicit_rows(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, 
 
 
 @njit(cache=True, fastmath=_FASTMATH_REDUCE)
-def _apply(indptr, indices, conf, other, YtY, reg, row, v, out):
-    """``out = (Y^T Y + reg I + sum (c - 1) y y^T) v`` without forming the sum.
+def _apply(indptr, indices, conf, pref, other, YtY, reg, row, v, residual, out):
+    """``out = A v`` with ``A = Y^T Y + reg I + sum (c - 1) y y^T``, without forming the
+    sum; with ``residual``, ``out = b - A v`` with ``b = sum c p y`` in the same single pass
+    over the row's items (per item one dot product and one axpy).
 
     Reduces into registers only (no store inside a reduction loop), so the order is fixed
     at compile time (docs/design.md section 5).
     """
     K = other.shape[1]
+    dt = out.dtype.type  # keep float32 arithmetic in float32 (a 0.0 literal would promote)
+    one = dt(1.0)
+    sign = -one if residual else one
     for a in range(K):
         s = reg * v[a]
         for b in range(K):
             s += YtY[a, b] * v[b]
-        out[a] = s
+        out[a] = sign * s
     for p in range(indptr[row], indptr[row + 1]):
         j = indices[p]
-        d = 0.0
+        d = dt(0.0)
         for k in range(K):
             d += other[j, k] * v[k]
-        w = (conf[p] - 1.0) * d
+        c = conf[p]
+        w = c * pref[p] - (c - one) * d if residual else (c - one) * d
         for k in range(K):
             out[k] += w * other[j, k]
 
@@ -124,31 +131,26 @@ def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors
             Ap):
     """``cg_steps`` conjugate-gradient steps on one row's system, warm-started."""
     K = factors.shape[1]
+    dt = factors.dtype.type
+    zero = dt(0.0)
     for k in range(K):
         x[k] = factors[row, k]
-    _apply(indptr, indices, conf, other, YtY, reg, row, x, Ap)
-    for k in range(K):
-        r[k] = -Ap[k]
-    for q in range(indptr[row], indptr[row + 1]):
-        j = indices[q]
-        cp = conf[q] * pref[q]
-        for k in range(K):
-            r[k] += cp * other[j, k]
-    rs_old = 0.0
+    _apply(indptr, indices, conf, pref, other, YtY, reg, row, x, True, r)
+    rs_old = zero
     for k in range(K):
         p[k] = r[k]
         rs_old += r[k] * r[k]
     for _ in range(cg_steps):
-        if not rs_old > 0.0:
+        if not rs_old > zero:
             break
-        _apply(indptr, indices, conf, other, YtY, reg, row, p, Ap)
-        pAp = 0.0
+        _apply(indptr, indices, conf, pref, other, YtY, reg, row, p, False, Ap)
+        pAp = zero
         for k in range(K):
             pAp += p[k] * Ap[k]
-        if not pAp > 0.0:
+        if not pAp > zero:
             return False
         alpha = rs_old / pAp
-        rs_new = 0.0
+        rs_new = zero
         for k in range(K):
             x[k] += alpha * p[k]
             r[k] -= alpha * Ap[k]
@@ -190,43 +192,32 @@ def implicit_rows_cg(indptr, indices, conf, pref, other, YtY, reg, order, n_task
     return _failures(failed)
 
 
-@njit(parallel=True, cache=True)
-def implicit_loss(indptr, indices, conf, pref, U, V, YtY, reg):
-    """The implicit objective over all pairs, in float64, via the observed pairs only:
+@njit(parallel=True, cache=True, fastmath=_FASTMATH_REDUCE)
+def implicit_loss(indptr, indices, conf, pref, U, V):
+    """The observed pairs' share of the implicit objective, in float64:
+    ``sum_obs [c (p - s)^2 - s^2]`` with ``s = x_u . y_i``.
 
-    ``sum_obs [c (p - s)^2 - s^2] + sum_u x_u^T (Y^T Y) x_u + reg (|X|^2 + |Y|^2)``,
-    ``s = x_u . y_i`` -- the unobserved pairs (confidence 1, preference 0) contribute
-    ``s^2``, which the quadratic form counts for every pair and the observed ones take back.
+    The whole objective adds ``tr(X^T X Y^T Y) + reg (|X|^2 + |Y|^2)`` (the caller has both
+    Gram matrices): the quadratic form counts ``s^2`` for every pair, the unobserved pairs'
+    share (confidence 1, preference 0), and the observed ones take it back here.
 
-    Races: none -- per-row partial sums, added in a fixed order afterwards.
+    Races: none -- per-row partial sums, added in a fixed order afterwards; the dot products
+    reduce in registers only, so their order is fixed at compile time.
     """
     M = U.shape[0]
     K = U.shape[1]
     part = np.zeros(M)
     for u in prange(M):
-        s_obs = 0.0
+        acc = 0.0
         for q in range(indptr[u], indptr[u + 1]):
             j = indices[q]
             s = 0.0
             for k in range(K):
                 s += np.float64(U[u, k]) * np.float64(V[j, k])
             e = np.float64(pref[q]) - s
-            s_obs += np.float64(conf[q]) * e * e - s * s
-        quad = 0.0
-        sq = 0.0
-        for a in range(K):
-            xa = np.float64(U[u, a])
-            sq += xa * xa
-            t = 0.0
-            for b in range(K):
-                t += np.float64(YtY[a, b]) * np.float64(U[u, b])
-            quad += xa * t
-        part[u] = s_obs + quad + np.float64(reg) * sq
+            acc += np.float64(conf[q]) * e * e - s * s
+        part[u] = acc
     total = 0.0
     for u in range(M):
         total += part[u]
-    vsq = 0.0
-    for j in range(V.shape[0]):
-        for k in range(K):
-            vsq += np.float64(V[j, k]) ** 2
-    return total + np.float64(reg) * vsq
+    return total
