@@ -39,6 +39,18 @@ def _cpu_model():
     return platform.processor()
 
 
+def _instruction_sets():
+    """The vector extensions that matter for these kernels, from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        return platform.machine()
+    wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512vl", "avx512_bf16", "amx_tile")
+    return " ".join(w for w in wanted if w in flags) or platform.machine()
+
+
 @pytest.fixture(scope="session")
 def machine():
     """Facts that make a number interpretable, recorded in every benchmark's extra_info."""
@@ -53,6 +65,7 @@ def machine():
         "threading_layer": numba.threading_layer(),
         "threads": numba.get_num_threads(),
         "cpu": _cpu_model(),
+        "isa": _instruction_sets(),
         "blas": "; ".join(blas),
     }
 
