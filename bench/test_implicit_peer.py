@@ -8,8 +8,9 @@ The same model on the same data: the ratings of ML-1M (when ``$FASTMF_DATA_DIR``
 else the ML-1M-shaped synthetic set; opt-in a 10M-interaction synthetic power-law set) as
 interaction strengths ``r``, confidence ``c = 1 + r`` (ImplicitALS ``alpha=1``; implicit is
 given the matrix ``1 + r``, which it reads as confidences), preference 1, K = 64,
-lambda = 0.05, the same threads, BLAS pinned to one thread for both. A library's seconds per iteration are
-``(fit(6 iterations) - fit(1 iteration)) / 5``, so set-up and conversion cancel; the two
+lambda = 0.05, the same threads, BLAS pinned to one thread for both. A library's seconds per
+iteration are ``(fit(6 iterations) - fit(1 iteration)) / 5``, so set-up and conversion cancel;
+the two
 libraries are timed interleaved, 5 rounds each, and ``extra_info`` has the min and median of
 each and the ratio of the minima (peer / fastmf: above 1 means fastmf is faster), with the
 CPU model and instruction set.
@@ -51,9 +52,8 @@ def _per_iteration(fit):
 @pytest.mark.parametrize("solver", ["cholesky", "cg"])
 def test_implicit_als_vs_implicit(benchmark, machine, solver, variant):
     pytest.importorskip("implicit")
-    from implicit.cpu.als import AlternatingLeastSquares
-
     import scipy.sparse as sp
+    from implicit.cpu.als import AlternatingLeastSquares
 
     ratings, name = _interactions(variant)
     X = ratings.to_scipy().astype(np.float32)

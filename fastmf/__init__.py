@@ -1,24 +1,45 @@
-"""fastmf: biased matrix factorization by alternating least squares (and its Gibbs-sampling
-Bayesian twin), on numba kernels."""
+"""fastmf: matrix factorization recommenders on numba kernels -- biased ALS, its Gibbs-sampling
+Bayesian twin, and implicit-feedback ALS.
+
+The names below are imported on first use (PEP 562), so ``import fastmf`` and ``fastmf
+--version`` stay fast; ``fastmf.metrics``, ``fastmf.model_selection``, ``fastmf.datasets``
+and the other submodules are attributes of the package as well.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from fastmf._version import __version__
-from fastmf.bayes import BayesianALS
-from fastmf.datasets import load_movielens, make_ratings
-from fastmf.implicit import ImplicitALS
-from fastmf.io import read_ratings
-from fastmf.model import BiasedALS
-from fastmf.persist import ModelFileError, load
-from fastmf.ratings import Ratings
 
-__all__ = [
-    "BayesianALS",
-    "BiasedALS",
-    "ImplicitALS",
-    "ModelFileError",
-    "Ratings",
-    "__version__",
-    "load",
-    "load_movielens",
-    "make_ratings",
-    "read_ratings",
-]
+_NAMES = {
+    "BayesianALS": "fastmf.bayes",
+    "BiasedALS": "fastmf.model",
+    "ImplicitALS": "fastmf.implicit",
+    "ModelFileError": "fastmf.persist",
+    "Ratings": "fastmf.ratings",
+    "load": "fastmf.persist",
+    "load_movielens": "fastmf.datasets",
+    "make_ratings": "fastmf.datasets",
+    "read_ratings": "fastmf.io",
+}
+_SUBMODULES = ("baseline", "datasets", "distributed", "io", "kernels", "metrics",
+               "model_selection", "persist", "plot", "ratings")
+
+__all__ = ["__version__", *sorted(_NAMES), *_SUBMODULES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"fastmf.{name}")
+    else:
+        raise AttributeError(f"module 'fastmf' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -3,10 +3,20 @@ adding an estimator is its module plus one ``@register`` line -- no list to edit
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
+
+#: The modules that define estimators, imported on the first look-up (so ``import fastmf``
+#: stays cheap). Adding an estimator adds its module here.
+MODULES = ("fastmf.model", "fastmf.bayes", "fastmf.implicit")
 
 _BY_NAME: dict[str, type] = {}
 _BY_CLASS: dict[str, type] = {}
+
+
+def _load() -> None:
+    for module in MODULES:
+        importlib.import_module(module)
 
 
 def register(name: str, *, aliases: tuple[str, ...] = (), rank: int = 100):
@@ -28,6 +38,7 @@ def register(name: str, *, aliases: tuple[str, ...] = (), rank: int = 100):
 
 def by_name(name: str) -> type:
     """The estimator registered as ``name``; ``ValueError`` listing the known ones."""
+    _load()
     try:
         return _BY_NAME[name]
     except KeyError:
@@ -36,6 +47,7 @@ def by_name(name: str) -> type:
 
 def by_class_name(name: Any) -> type | None:
     """The estimator class called ``name`` (as a model file records it), or None."""
+    _load()
     return _BY_CLASS.get(name) if isinstance(name, str) else None
 
 
@@ -46,4 +58,5 @@ def names() -> list[str]:
 
 def estimators() -> list[type]:
     """Registered estimator classes, by rank."""
+    _load()
     return sorted(_BY_CLASS.values(), key=lambda cls: cls._registry_rank)

@@ -21,7 +21,7 @@ import numpy as np
 
 from fastmf._params import Param, positive_int, validate
 from fastmf.kernels import predict_pairs, top_n
-from fastmf.ratings import Ratings, as_ratings, lookup, show
+from fastmf.ratings import Ratings, as_ratings, id_kind, lookup, show
 
 Unseen = Literal["bias", "nan", "raise"]
 RankBy = Literal["liked", "rating"]
@@ -38,6 +38,8 @@ class FactorModel:
         ("loss_curve",), ("validation_curve",))
     #: The curve that shows training progress, its label, and whether to plot it on a log scale.
     _TRAINING_CURVE: ClassVar[tuple[str, str, bool]] = ("loss_curve_", "objective J", True)
+    #: What one training iteration is called.
+    _unit: ClassVar[str] = "iteration"
     #: Whether ``predict`` estimates ratings (so RMSE means something) or only scores.
     _predicts_ratings: ClassVar[bool] = True
     #: Set by ``fastmf._registry.register``: the estimator's short name (``--model``).
@@ -57,6 +59,15 @@ class FactorModel:
                 raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}")
             setattr(self, name, value)
         return self
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's default estimator tags (scikit-learn >= 1.6 asks every estimator;
+        fastmf does not depend on it, so they are built only when it asks)."""
+        from sklearn.base import BaseEstimator
+
+        tags = BaseEstimator.__sklearn_tags__(self)
+        tags.target_tags.required = False  # fit(X) takes no y
+        return tags
 
     def _checked_params(self) -> dict[str, Any]:
         """The parameters validated against ``_params`` (at fit time, as scikit-learn does)."""
@@ -99,13 +110,14 @@ class FactorModel:
                 "users and items must be 1-D and of the same length, got shapes "
                 f"{u_arr.shape} and {i_arr.shape}"
             )
-        ui = lookup(self.user_ids_, u_arr)
-        ii = lookup(self.item_ids_, i_arr)
+        ui = lookup(self.user_ids_, u_arr, "user")
+        ii = lookup(self.item_ids_, i_arr, "item")
         if unseen == "raise":
             for kind, idx, ids in (("user", ui, u_arr), ("item", ii, i_arr)):
                 if (idx < 0).any():
                     k = int(np.flatnonzero(idx < 0)[0])
-                    raise KeyError(f"unknown {kind} id {show(ids[k])} (at position {k})")
+                    where = f" (at position {k})" if len(ids) > 1 else ""
+                    raise KeyError(f"unknown {kind} id {show(ids[k])}{where}")
         pred = self._predict_index(ui, ii, unseen)
         return self._clip(pred) if clip else pred
 
@@ -162,12 +174,13 @@ class FactorModel:
         n = positive_int(n, "n")
         n = min(n, len(self.item_ids_))
         u_arr = np.atleast_1d(np.asarray(users))
-        ui = lookup(self.user_ids_, u_arr)
+        ui = lookup(self.user_ids_, u_arr, "user")
         if (ui < 0).any() and unseen != "bias":
             if unseen != "raise":
                 raise ValueError(f"unseen must be 'bias' or 'raise', got {unseen!r}")
             k = int(np.flatnonzero(ui < 0)[0])
-            raise KeyError(f"unknown user id {show(u_arr[k])} (at position {k})")
+            where = f" (at position {k})" if len(u_arr) > 1 else ""
+            raise KeyError(f"unknown user id {show(u_arr[k])}{where}")
         dt = self.user_factors_.dtype
         known = ui >= 0
         Q = np.zeros((len(ui), self.user_factors_.shape[1]), dtype=dt)
@@ -216,6 +229,23 @@ class FactorModel:
         return _similar(self.user_factors_, self.user_ids_, self.user_counts_, user, n,
                         shrink, "user")
 
+    def score(self, X: Any, y: None = None) -> float:
+        """How well the fitted model does on held-out data ``X``; higher is better, as
+        scikit-learn's model-selection tools (``GridSearchCV``, ``cross_val_score``) expect.
+
+        Rating models: minus the RMSE of the (clipped) predictions on ``X``'s ratings.
+        ImplicitALS: NDCG@10 of its lists against ``X``'s pairs (training items excluded).
+        ``X`` is anything ``fit`` takes (a DataFrame of held-out rows, for GridSearchCV).
+        """
+        from fastmf.metrics import ranking_report, rmse
+
+        self._check_fitted()
+        test = as_ratings(X)
+        if not self._predicts_ratings:
+            return float(ranking_report(self, test, k=10)["ndcg@10"])
+        pred = self.predict(test.user_ids[test.user_index], test.item_ids[test.item_index])
+        return -rmse(test.values, pred)
+
     def save(self, path: str | os.PathLike) -> Path:
         """Save the fitted model to one ``.npz`` file (no pickle); see :func:`fastmf.load`.
 
@@ -256,6 +286,22 @@ class FactorModel:
     def _training_pairs(ratings: Ratings):
         return ratings.user_index.astype(np.int64), ratings.item_index.astype(np.int64)
 
+    def _check_training(self, ratings: Ratings) -> None:
+        """Refuse an empty training set; warn when ratings are all equal, which gives a
+        rating model nothing to learn (a 0/1 click matrix given as "ratings")."""
+        if ratings.nnz == 0:
+            raise ValueError("cannot fit on an empty rating set (0 ratings)")
+        values = ratings.values
+        if self._predicts_ratings and values.min() == values.max() and ratings.nnz > 1:
+            warnings.warn(
+                f"all {ratings.nnz} ratings equal {show(values[0])}: a rating model can only "
+                "predict that value and its lists carry no preference. For clicks, plays or "
+                "purchases use ImplicitALS", UserWarning, stacklevel=3)
+
+    def _registry_unit(self, n: int) -> str:
+        """``n`` iterations in this estimator's words ("3 iterations", "1 sweep")."""
+        return f"{n} {self._unit}" + ("" if n == 1 else "s")
+
     def _progress_postfix(self, train: Ratings) -> dict[str, str]:
         """What a progress bar shows after an iteration: the objective and training RMSE
         (the model is usable between iterations)."""
@@ -289,7 +335,7 @@ class FactorModel:
         return ``(indptr, indices)`` of their ratings; then publish the grown model."""
         self._check_fitted()
         vr = as_ratings(X)
-        ii = lookup(self.item_ids_, vr.item_ids)[vr.item_index]
+        ii = lookup(self.item_ids_, vr.item_ids, "item")[vr.item_index]
         known = ii >= 0
         if not known.all():
             warnings.warn(f"fold_in: ignoring {int((~known).sum())} rating(s) of items the "
@@ -371,8 +417,8 @@ class FactorModel:
 
     def _validation_pairs(self, validation, train: Ratings):
         vr = as_ratings(validation)
-        ui = lookup(train.user_ids, vr.user_ids)[vr.user_index]
-        ii = lookup(train.item_ids, vr.item_ids)[vr.item_index]
+        ui = lookup(train.user_ids, vr.user_ids, "user")[vr.user_index]
+        ii = lookup(train.item_ids, vr.item_ids, "item")[vr.item_index]
         return ui, ii, vr.values
 
 
@@ -430,15 +476,6 @@ def sub_csr(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray):
     return sub_indptr, np.ascontiguousarray(indices[positions], dtype=np.int32)
 
 
-def id_kind(ids: np.ndarray) -> str:
-    """'number' or 'text' (or the dtype kind for anything else)."""
-    if ids.dtype.kind in "iuf":
-        return "number"
-    if ids.dtype.kind in "US" or (ids.dtype == object and all(isinstance(v, str) for v in ids)):
-        return "text"
-    return ids.dtype.kind
-
-
 def ids_at(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``ids[index]`` with None where ``index`` is -1 (object dtype only then)."""
     out = ids[np.maximum(index, 0)]
@@ -453,7 +490,7 @@ def _similar(F: np.ndarray, ids: np.ndarray, counts: np.ndarray, query: Any, n: 
     n = min(positive_int(n, "n"), len(ids) - 1)
     if not (np.isfinite(shrink) and shrink >= 0):
         raise ValueError(f"shrink must be finite and >= 0, got {shrink!r}")
-    q = lookup(ids, [query])[0]
+    q = lookup(ids, [query], kind)[0]
     if q < 0:
         raise KeyError(f"unknown {kind} id {show(query)}")
     norms = np.sqrt(np.einsum("ij,ij->i", F.astype(np.float64), F.astype(np.float64)))

@@ -109,6 +109,7 @@ class BayesianALS(FactorModel):
     """
 
     _CURVES = (("rmse_curve", "noise_precision_curve"), ("validation_curve",))
+    _unit = "sweep"
     _TRAINING_CURVE = ("rmse_curve_", "training RMSE of each sample", False)
     _params = (
         Param("n_factors", "int", 10, "rank K of each sample's factors", low=1,
@@ -151,6 +152,7 @@ class BayesianALS(FactorModel):
         *,
         validation: Any = None,
         callback: Callable[[int, BayesianALS], Any] | None = None,
+        columns: Any = None,
     ) -> BayesianALS:
         """Run the sampler on observed ratings and keep the posterior-mean predictor.
 
@@ -167,6 +169,10 @@ class BayesianALS(FactorModel):
             Called as ``callback(sweep, model)`` after each sweep with the curves up to
             date; returning True stops the sampler, keeping the samples so far (the return
             value is ignored until the first sample is kept).
+        columns : (user, item, rating), optional
+            For a DataFrame ``X``: its user, item and rating columns, by name or position
+            (default: recognised names such as ``user``/``userId``, ``item``/``movieId``,
+            ``rating``; unrecognised names are an error, never a guess).
 
         Notes
         -----
@@ -179,9 +185,8 @@ class BayesianALS(FactorModel):
         """
         cfg = self._checked_params()
         self.__dict__.pop("user_factors_", None)  # an interrupted refit must not look fitted
-        ratings = as_ratings(X)
-        if ratings.nnz == 0:
-            raise ValueError("cannot fit on an empty rating set (0 ratings)")
+        ratings = as_ratings(X, columns)
+        self._check_training(ratings)
         val = None if validation is None else self._validation_pairs(validation, ratings)
         trainer = _GibbsTrainer(self, ratings, cfg, val)
         train(self, trainer, n_jobs=self.n_jobs, verbose=self.verbose, callback=callback)

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,8 @@ import numpy as np
 
 import fastmf
 from fastmf import _registry as registry
-from fastmf.io import FORMATS, read_ratings
-from fastmf.persist import ModelFileError
+from fastmf._version import __version__
+from fastmf.io import FORMATS
 
 log = logging.getLogger("fastmf")
 
@@ -80,11 +81,13 @@ def _read(args: argparse.Namespace, path: str) -> fastmf.Ratings:
             name = Path(tmp) / "stdin.txt"
             name.write_bytes(sys.stdin.buffer.read())
             return _read(args, str(name))
-    columns = None
+    columns = args.columns
     if args.user_col or args.item_col or args.rating_col:
         columns = tuple(_col(c, d) for c, d in ((args.user_col, 0), (args.item_col, 1),
                                                  (args.rating_col, 2)))
     header = {"yes": True, "no": False, "auto": None}[args.header]
+    from fastmf.io import read_ratings
+
     return read_ratings(path, format=args.format, sep=args.sep, header=header, columns=columns,
                         duplicates=args.duplicates)
 
@@ -95,12 +98,21 @@ def _col(value: str | None, default: int) -> Any:
     return int(value) if value.isdigit() else value
 
 
-def _titles(path: str | None) -> dict[Any, str]:
+def _titles(path: str | None, ids: np.ndarray | None = None) -> dict[Any, str]:
+    """Titles by id from a MovieLens folder; with the model's ``ids``, a warning when most of
+    them have no title (titles of another data set would label items wrongly)."""
     if not path:
         return {}
     from fastmf.datasets import load_movielens_titles
 
-    return load_movielens_titles(path)
+    titles = load_movielens_titles(path)
+    if ids is not None and len(ids):
+        known = sum(1 for i in ids if (i.item() if isinstance(i, np.generic) else i) in titles)
+        if known < 0.9 * len(ids):
+            print(f"fastmf: warning: {path} has titles for only {known:,} of the model's "
+                  f"{len(ids):,} items -- titles of another data set? Items without one "
+                  "are shown by id", file=sys.stderr)
+    return titles
 
 
 def _label(item: Any, titles: dict[Any, str]) -> str:
@@ -131,6 +143,15 @@ def _progress(args: argparse.Namespace, total: int, train: fastmf.Ratings,
     return bar, callback
 
 
+def _compile_notice(args: argparse.Namespace) -> None:
+    """Say why the first fit on a machine sits still for a while."""
+    from fastmf.kernels._cache import cache_is_warm
+
+    if not args.quiet and not cache_is_warm():
+        print("fastmf: compiling kernels (first run only; about half a minute)",
+              file=sys.stderr)
+
+
 # -- commands ----------------------------------------------------------------------------------
 
 
@@ -141,9 +162,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     titles: dict[Any, str] = {}
     if args.movielens:
+        from fastmf.datasets import detect_movielens_variant
+
         path = Path(args.movielens)
-        ratings = fastmf.load_movielens(args.variant, path)
-        source = f"MovieLens {args.variant} from {path}"
+        variant = args.variant or detect_movielens_variant(path)
+        ratings = fastmf.load_movielens(variant, path)
+        source = f"MovieLens {variant} from {path}"
         try:
             titles = _titles(str(path if path.is_dir() else path.parent))
         except FileNotFoundError:
@@ -155,6 +179,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         source = "synthetic planted-model ratings (make_ratings, rank 5, noise 0.5)"
     train, test = train_test_split(ratings, 0.1, random_state=args.seed)
+    _compile_notice(args)
     model = fastmf.BiasedALS(args.factors, n_iter=args.iters, random_state=args.seed)
     bar, callback = _progress(args, args.iters, train, None)
     with bar:
@@ -211,7 +236,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # table row with a ``cli`` name is an option, defaulting to None so the estimator's own
 # default applies; an option the chosen --model does not take is refused by name instead of
 # silently ignored. Options of fit() itself are listed here.
-_FIT_OPTIONS = {"early_stopping": "early_stopping_rounds"}
+_FIT_OPTIONS = {"early_stopping": "early_stopping_rounds", "checkpoint": "checkpoint",
+                "checkpoint_every": "checkpoint_every", "resume": "resume"}
 _GRID_OPTIONS = ("n_factors", "reg")  # tune: comma lists, searched over
 
 
@@ -283,6 +309,10 @@ def _estimator_options(args: argparse.Namespace, cls: type,
         params["random_state"] = 0  # the CLI is reproducible by default
     fit_kw = {kw: getattr(args, dest) for dest, kw in _FIT_OPTIONS.items()
               if getattr(args, dest, None) is not None}
+    if "checkpoint" in fit_kw:
+        fit_kw["resume"] = bool(fit_kw.get("resume"))
+    elif fit_kw.pop("resume", None) is not None or "checkpoint_every" in fit_kw:
+        raise ValueError("--resume and --checkpoint-every need --checkpoint FILE")
     return params, fit_kw
 
 
@@ -293,14 +323,26 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.validation and "validation" not in inspect.signature(cls.fit).parameters:
         raise ValueError(f"--validation: not an option of --model {cls._registry_name} "
                          f"({cls.__name__}); score a ranking with 'fastmf evaluate -k'")
+    out_dir = Path(args.output).resolve().parent
+    if not out_dir.is_dir() or not os.access(out_dir, os.W_OK):
+        raise ValueError(f"-o {args.output}: cannot write to {out_dir} (checked before fitting)")
     train = _read(args, args.data)
     validation = _read(args, args.validation) if args.validation else None
     if validation is not None:
         fit_kw["validation"] = validation
     model = cls(**params)
+    _compile_notice(args)
     bar, callback = _progress(args, _planned_iterations(model), train, validation)
-    with bar:
-        model.fit(train, callback=callback, **fit_kw)
+    try:
+        with bar:
+            model.fit(train, callback=callback, **fit_kw)
+    except KeyboardInterrupt:
+        if not hasattr(model, "user_factors_"):
+            raise
+        path = model.save(args.output)
+        print(f"fastmf: interrupted; saved the model after {model._registry_unit(model.n_iter_)}"
+              f" to {path}", file=sys.stderr)
+        return 130
     path = model.save(args.output)
     payload = {
         "model": str(path), "estimator": type(model).__name__, "ratings": train.nnz,
@@ -316,7 +358,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if validation is not None:
         payload["validation_rmse"] = _rmse_on(model, validation)
     steps = (f"{model.n_iter_} sweeps ({model.burn_in} burn-in, {model.n_samples_} samples)"
-             if hasattr(model, "n_samples_") else _plural(model.n_iter_, "iteration"))
+             if hasattr(model, "n_samples_") else model._registry_unit(model.n_iter_))
     text = (f"fitted {train.nnz:,} ratings ({train.n_users:,} users x {train.n_items:,} items), "
             f"{steps}"
             + (f", train RMSE {payload['train_rmse']:.4f}" if "train_rmse" in payload else "")
@@ -332,24 +374,21 @@ def _planned_iterations(model: Any) -> int:
     return model.n_iter
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fastmf.metrics import mae, ranking_report, rmse
 
     model = fastmf.load(args.model)
     test = _read(args, args.data)
-    pred = model.predict(test.user_ids[test.user_index], test.item_ids[test.item_index],
-                         unseen=args.unseen)
-    keep = np.isfinite(pred)
-    payload: dict[str, Any] = {
-        "ratings": test.nnz, "rmse": rmse(test.values[keep], pred[keep]),
-        "mae": mae(test.values[keep], pred[keep]),
-    }
-    if args.k:
-        payload.update(ranking_report(model, test, k=args.k, threshold=args.threshold))
+    payload: dict[str, Any] = {"ratings": test.nnz}
+    if model._predicts_ratings:
+        pred = model.predict(test.user_ids[test.user_index], test.item_ids[test.item_index],
+                             unseen=args.unseen)
+        keep = np.isfinite(pred)
+        payload.update(rmse=rmse(test.values[keep], pred[keep]),
+                       mae=mae(test.values[keep], pred[keep]))
+    k = args.k or (0 if model._predicts_ratings else 10)  # a scoring model has no RMSE
+    if k:
+        payload.update(ranking_report(model, test, k=k, threshold=args.threshold))
     _emit(args, payload, "\n".join(f"{k:14s} {v:.4f}" if isinstance(v, float) else
                                    f"{k:14s} {v}" for k, v in payload.items()))
     return 0
@@ -361,7 +400,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     items, scores = model.recommend(user, n=args.n, exclude_rated=not args.include_rated,
                                     unseen="bias" if args.allow_unknown else "raise",
                                     rank_by=args.rank_by)
-    titles = _titles(args.titles)
+    titles = _titles(args.titles, model.item_ids_)
     payload = {"user": user, "items": [{"item": i, "score": s, **({"title": titles[i.item()]}
                if i.item() in titles else {})} for i, s in zip(items, scores)]}
     _emit(args, payload, "\n".join(f"{k + 1}\t{_label(i, titles)}\t{s:.4f}"
@@ -371,7 +410,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 def cmd_similar(args: argparse.Namespace) -> int:
     model = fastmf.load(args.model)
-    titles = _titles(args.titles)
+    titles = _titles(args.titles, model.item_ids_)
     if args.item is not None:
         key = _parse_id(args.item, model.item_ids_, "item")
         ids, sims = model.similar_items(key, n=args.n, shrink=args.shrink)
@@ -395,8 +434,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
     grid = {"n_factors": args.opt_factors or [16, 32, 64]}
     if any(p.name == "reg" for p in cls._params):
         grid["reg"] = args.opt_reg or [0.05, 0.1, 0.15]
-    result = search(template, ratings, grid, cv=args.folds, n_samples=args.n_candidates,
-                    random_state=params.get("random_state", 0), refit=bool(args.output))
+    _compile_notice(args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = search(template, ratings, grid, cv=args.folds, n_samples=args.n_candidates,
+                        random_state=params.get("random_state", 0), refit=bool(args.output),
+                        progress=not args.quiet)
+    for w in caught:
+        print(f"fastmf: warning: {w.message}", file=sys.stderr)
     table = result.results.sort_values("rank")
     payload = {"best_params": result.best_params, "best_rmse": result.best_score,
                "results": table.to_dict(orient="records")}
@@ -414,7 +459,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from fastmf.plot import plot_model
 
     model = fastmf.load(args.model)
-    out = plot_model(model, args.output, titles=_titles(args.titles), n_labels=args.labels)
+    out = plot_model(model, args.output, titles=_titles(args.titles, model.item_ids_),
+                     n_labels=args.labels)
     _emit(args, {"plot": str(out)}, f"wrote {out}")
     return 0
 
@@ -422,19 +468,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
 # -- parser ------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(estimator_options: bool = True) -> argparse.ArgumentParser:
+    """The whole command line. ``estimator_options=False`` leaves out fit's and tune's
+    estimator options, which import every estimator (and numba): the other commands, and
+    ``fastmf --version`` / ``--help``, do not pay for them."""
     p = argparse.ArgumentParser(
         prog="fastmf",
-        description="Biased matrix factorization by alternating least squares.",
+        description="Matrix factorization recommenders: biased ALS, Bayesian (Gibbs) and "
+                    "implicit-feedback ALS.",
         epilog="Run 'fastmf COMMAND --help' for a command's options.",
     )
-    p.add_argument("--version", action="version", version=f"fastmf {fastmf.__version__}")
+    p.add_argument("--version", action="version", version=f"fastmf {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bar or logs")
-    common.add_argument("-v", "--verbose", action="store_true", help="log each iteration")
+    common.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
 
     data = argparse.ArgumentParser(add_help=False)
     g = data.add_argument_group("input file")
@@ -443,6 +493,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sep", help="field separator of a text file (default: sniffed)")
     g.add_argument("--header", choices=("auto", "yes", "no"), default="auto",
                    help="does the first line name the columns (default: auto)")
+    g.add_argument("--columns", metavar="USER,ITEM,RATING",
+                   help="the user, item and rating columns: names or 0-based positions "
+                        "(default: recognised header names; a header with other names is "
+                        "an error, never a guess)")
     g.add_argument("--user-col", help="user column: name or 0-based position")
     g.add_argument("--item-col", help="item column: name or 0-based position")
     g.add_argument("--rating-col", help="rating column: name or 0-based position")
@@ -450,6 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="repeated (user, item) pairs (default: raise an error)")
 
     def model_choice(parser: argparse.ArgumentParser) -> None:
+        if not estimator_options:
+            return
         parser.add_argument("--model", choices=registry.names(), default=None,
                             help="the estimator (default als): "
                                  + ", ".join(f"{n} = {registry.by_name(n).__name__}"
@@ -462,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--movielens) and show RMSE, recommendations and "
                                    "similar items. Needs no files.")
     s.add_argument("--movielens", metavar="PATH", help="use MovieLens data at PATH instead")
-    s.add_argument("--variant", default="100k", help="MovieLens variant (default 100k)")
+    s.add_argument("--variant", help="MovieLens variant (default: from the files in PATH)")
     s.add_argument("--factors", type=int, default=16, help="rank K (default 16)")
     s.add_argument("--iters", type=int, default=10, help="ALS iterations (default 10)")
     s.add_argument("--seed", type=int, default=0)
@@ -478,8 +534,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--validation", metavar="FILE", help="held-out ratings to monitor")
     s.add_argument("--early-stopping", type=int, metavar="N",
                    help="with --validation: stop after N iterations without improvement")
+    s.add_argument("--checkpoint", metavar="FILE",
+                   help="save the fit's state to FILE every --checkpoint-every iterations "
+                        "and at the end (Ctrl-C also saves the model to -o)")
+    s.add_argument("--checkpoint-every", type=int, metavar="N", help="(default: at the end)")
+    s.add_argument("--resume", action="store_true", default=None,
+                   help="continue from --checkpoint FILE if it exists (same data and "
+                        "options); without it an existing FILE is started over")
     model_choice(s)
-    _add_estimator_options(s.add_argument_group("estimator options"))
+    if estimator_options:
+        _add_estimator_options(s.add_argument_group("estimator options"))
     s.set_defaults(func=cmd_fit)
 
     s = sub.add_parser("evaluate", parents=[common, data], help="score a model on a file",
@@ -492,7 +556,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unknown ids: predict mu + known bias, or skip them (nan)")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("recommend", parents=[common], help="top-N items for a user")
+    s = sub.add_parser("recommend", parents=[common], help="top-N items for a user",
+                       description="The N best items for a user of a saved model, the items "
+                                   "they rated left out (rating models rank by the "
+                                   "probability of a liked item; see --rank-by).")
     s.add_argument("model", metavar="MODEL")
     s.add_argument("--user", required=True, help="user id")
     s.add_argument("-n", type=int, default=10, help="how many (default 10)")
@@ -505,7 +572,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--titles", metavar="PATH", help="MovieLens folder or movie list for titles")
     s.set_defaults(func=cmd_recommend)
 
-    s = sub.add_parser("similar", parents=[common], help="most similar items (or users)")
+    s = sub.add_parser("similar", parents=[common], help="most similar items (or users)",
+                       description="The items (or users) of a saved model whose factors are "
+                                   "closest by cosine, shrunk by the evidence behind each "
+                                   "(--shrink).")
     s.add_argument("model", metavar="MODEL")
     who = s.add_mutually_exclusive_group(required=True)
     who.add_argument("--item", help="item id")
@@ -526,7 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random search: try N of the grid's combinations")
     s.add_argument("-o", "--output", metavar="MODEL", help="refit the best on DATA, save here")
     model_choice(s)
-    _add_estimator_options(s.add_argument_group("estimator options"), grid=True)
+    if estimator_options:
+        _add_estimator_options(s.add_argument_group("estimator options"), grid=True)
     s.set_defaults(func=cmd_tune)
 
     s = sub.add_parser("plot", parents=[common], help="loss curve and a 2-D map of the items",
@@ -542,7 +613,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(estimator_options=command in ("fit", "tune"))
     args = parser.parse_args(argv)
     level = logging.INFO if getattr(args, "verbose", False) else logging.WARNING
     if getattr(args, "quiet", False):
@@ -556,11 +629,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `fastmf recommend ... | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (FileNotFoundError, IsADirectoryError, PermissionError, ModelFileError, ValueError,
-            KeyError, TypeError, FloatingPointError, ImportError) as exc:
+    except (FileNotFoundError, IsADirectoryError, PermissionError, ValueError, KeyError,
+            TypeError, FloatingPointError, ImportError) as exc:  # ModelFileError is a ValueError
         if os.environ.get("FASTMF_DEBUG"):
             raise
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        msg = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        # the library's hint is Python; on the command line the same choice is an option
+        msg = msg.replace("pass duplicates='mean' or 'last'", "pass --duplicates mean (or last)")
         print(f"fastmf: error: {msg}", file=sys.stderr)
         return 1
 

@@ -186,6 +186,24 @@ def default_cache_dir() -> Path:
     return Path(base) / "fastmf"
 
 
+def detect_movielens_variant(path: str | os.PathLike) -> str:
+    """The MovieLens variant of a folder (or ratings file) from the files in it: ``u.data``
+    is 100k, ``ratings.dat`` 1m or 10m (by size), ``ratings.csv`` latest-small or a large
+    set (by size). ``ValueError`` when it is none of these."""
+    p = Path(path)
+    folder = p if p.is_dir() else p.parent
+    names = {f.name for f in folder.iterdir()} if folder.is_dir() else set()
+    if "u.data" in names:
+        return "100k"
+    if "ratings.dat" in names:
+        return "1m" if (folder / "ratings.dat").stat().st_size < 100e6 else "10m"
+    if "ratings.csv" in names:
+        size = (folder / "ratings.csv").stat().st_size
+        return "latest-small" if size < 10e6 else ("20m" if size < 600e6 else "25m")
+    raise ValueError(f"{folder}: no MovieLens ratings file (u.data, ratings.dat, ratings.csv)"
+                     "; pass the variant explicitly")
+
+
 def load_movielens(
     variant: str = "100k",
     path: str | os.PathLike | None = None,

@@ -144,6 +144,7 @@ class ImplicitALS(FactorModel):
         y: None = None,
         *,
         callback: Callable[[int, ImplicitALS], Any] | None = None,
+        columns: Any = None,
     ) -> ImplicitALS:
         """Fit to interactions.
 
@@ -157,6 +158,10 @@ class ImplicitALS(FactorModel):
             Ignored; present for scikit-learn compatibility.
         callback : callable, optional
             ``callback(iteration, model)`` after each iteration; returning True stops.
+        columns : (user, item, rating), optional
+            For a DataFrame ``X``: its user, item and rating columns, by name or position
+            (default: recognised names such as ``user``/``userId``, ``item``/``movieId``,
+            ``rating``; unrecognised names are an error, never a guess).
 
         Returns
         -------
@@ -164,9 +169,8 @@ class ImplicitALS(FactorModel):
         """
         p = self._checked_params()
         dt, K = p["dtype"], p["n_factors"]
-        ratings = as_ratings(X)
-        if ratings.nnz == 0:
-            raise ValueError("cannot fit on an empty interaction set (0 interactions)")
+        ratings = as_ratings(X, columns)
+        self._check_training(ratings)
         csr, csc = self._weights(ratings.to_csr(np.float64)), self._weights(
             ratings.to_csc(np.float64))
         M, N = ratings.shape

@@ -14,14 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from fastmf.ratings import Duplicates, Ratings
+from fastmf.ratings import Duplicates, Ratings, pick_columns
 
 FORMATS = ("auto", "csv", "tsv", "parquet", "ml-100k", "ml-dat", "ml-csv")
 
-# Header names we recognise, most specific first.
-_USER_NAMES = ("user", "user_id", "userid", "userId", "uid", "u")
-_ITEM_NAMES = ("item", "item_id", "itemid", "itemId", "movie", "movie_id", "movieId", "iid", "i")
-_RATING_NAMES = ("rating", "ratings", "score", "value", "r")
 
 
 def read_ratings(
@@ -48,9 +44,11 @@ def read_ratings(
     header : bool, optional
         Whether the first line holds column names (default: sniffed).
     columns : (user, item, rating), optional
-        Column names (files with a header) or 0-based positions. Default: recognised header
-        names (``user``/``userId``/..., ``item``/``movieId``/..., ``rating``/...), else the
-        first three columns.
+        Column names (files with a header) or 0-based positions. Default: the recognised
+        header names (:data:`fastmf.ratings.COLUMN_NAMES`: ``user``/``userId``/...,
+        ``item``/``movieId``/..., ``rating``/...); a file without a header is read as
+        user, item, rating in its first three columns. A header whose names are not
+        recognised is an error, never a guess: pass ``columns``.
     duplicates : {"raise", "mean", "last"}
 
     Raises
@@ -93,7 +91,9 @@ def read_ratings(
             f"{path}: found {frame.shape[1]} column(s) per line, need at least 3 "
             "(user, item, rating); wrong separator? pass sep="
         )
-    ucol, icol, rcol = _pick_columns(frame, columns, path)
+    if columns is None and first_line == 0 and format != "parquet":
+        columns = (0, 1, 2)  # no header: the documented positional layout
+    ucol, icol, rcol = pick_columns(list(frame.columns), columns, str(path))
     rating = pd.to_numeric(frame[rcol], errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(rating)
     if bad.any():
@@ -200,27 +200,3 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _pick_columns(frame, columns, path):
-    cols = list(frame.columns)
-    if columns is not None:
-        if len(columns) != 3:
-            raise ValueError("columns must name exactly three columns: user, item, rating")
-        picked = []
-        for c in columns:
-            if c in cols:
-                picked.append(c)
-            elif isinstance(c, int) and 0 <= c < len(cols):
-                picked.append(cols[c])
-            else:
-                raise ValueError(f"{path}: no column {c!r}; the columns are {cols}")
-        return tuple(picked)
-    lowered = {str(c).lower(): c for c in cols}
-    picked = []
-    for names in (_USER_NAMES, _ITEM_NAMES, _RATING_NAMES):
-        hit = next((lowered[n.lower()] for n in names if n.lower() in lowered), None)
-        picked.append(hit)
-    if all(p is not None for p in picked):
-        return tuple(picked)
-    return cols[0], cols[1], cols[2]

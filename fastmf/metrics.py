@@ -116,8 +116,8 @@ def ranking_report(
     """
     t = as_ratings(test)
     keep = np.ones(t.nnz, dtype=bool) if threshold is None else t.values >= threshold
-    ui = lookup(model.user_ids_, t.user_ids)[t.user_index[keep]]
-    ii = lookup(model.item_ids_, t.item_ids)[t.item_index[keep]]
+    ui = lookup(model.user_ids_, t.user_ids, "user")[t.user_index[keep]]
+    ii = lookup(model.item_ids_, t.item_ids, "item")[t.item_index[keep]]
     ok = (ui >= 0) & (ii >= 0)
     users = np.unique(ui[ok])
     row_of = np.full(len(model.user_ids_), -1)

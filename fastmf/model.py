@@ -196,6 +196,7 @@ class BiasedALS(FactorModel):
         checkpoint: str | os.PathLike | None = None,
         checkpoint_every: int | None = None,
         resume: bool = True,
+        columns: Any = None,
     ) -> BiasedALS:
         """Fit the model to observed ratings.
 
@@ -229,6 +230,10 @@ class BiasedALS(FactorModel):
             checkpoint must come from the same data and hyper-parameters (``n_iter`` and
             ``n_jobs``, ``verbose`` may differ); the result is then identical to an
             uninterrupted fit.
+        columns : (user, item, rating), optional
+            For a DataFrame ``X``: its user, item and rating columns, by name or position
+            (default: recognised names such as ``user``/``userId``, ``item``/``movieId``,
+            ``rating``; unrecognised names are an error, never a guess).
 
         Notes
         -----
@@ -242,9 +247,8 @@ class BiasedALS(FactorModel):
         config = self._config()
         dt = config.dtype
         K = config.n_factors
-        ratings = as_ratings(X)
-        if ratings.nnz == 0:
-            raise ValueError("cannot fit on an empty rating set (0 ratings)")
+        ratings = as_ratings(X, columns)
+        self._check_training(ratings)
         val = None
         if validation is not None:
             val = self._validation_pairs(validation, ratings)

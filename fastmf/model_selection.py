@@ -9,7 +9,9 @@ ratings at split time.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,6 +20,8 @@ import numpy as np
 
 from fastmf.metrics import mae, ranking_report, rmse
 from fastmf.ratings import Ratings, as_ratings, rank_within_groups
+
+logger = logging.getLogger("fastmf")
 
 
 def _drop_unseen(train: Ratings, test: Ratings) -> Ratings:
@@ -143,6 +147,7 @@ def _scores(model: Any, test: Ratings, scoring: str, threshold: float | None) ->
 def cross_validate(
     estimator: Any, X: Any, cv: int | KFold | Sequence[tuple[Ratings, Ratings]] = 5, *,
     random_state: int | None = 0, scoring: str | None = None, threshold: float | None = None,
+    callback: Any = None,
 ) -> dict[str, np.ndarray]:
     """Fit a fresh copy of ``estimator`` on each training fold and score its test fold.
 
@@ -151,7 +156,8 @@ def cross_validate(
     models: ``test_rmse`` and ``test_mae``) or a ranking metric at k such as ``"ndcg@10"`` or
     ``"precision@10"`` (the default for ImplicitALS: ``test_ndcg@10``), with the test fold's
     ratings ``>= threshold`` as the relevant items and the training items excluded. Returns
-    arrays, one entry per fold, and ``fit_time`` (seconds).
+    arrays, one entry per fold, and ``fit_time`` (seconds). ``callback(fold, scores)`` is
+    called after each fold.
     """
     scoring = scoring or _default_scoring(estimator)
     folds = _folds(X, cv, random_state)
@@ -161,8 +167,11 @@ def cross_validate(
         t0 = time.perf_counter()
         model.fit(train)
         out["fit_time"].append(time.perf_counter() - t0)
-        for key, value in _scores(model, test, scoring, threshold).items():
+        scores = _scores(model, test, scoring, threshold)
+        for key, value in scores.items():
             out.setdefault(key, []).append(value)
+        if callback is not None:
+            callback(len(out["fit_time"]) - 1, scores)
     return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -205,6 +214,7 @@ def search(
     refit: bool = False,
     scoring: str | None = None,
     threshold: float | None = None,
+    progress: bool = False,
 ) -> SearchResult:
     """Choose hyper-parameters (e.g. ``n_factors`` and ``reg``) by cross-validated RMSE.
 
@@ -222,6 +232,15 @@ def search(
         ``result.best_estimator``.
     scoring, threshold : as in :func:`cross_validate`
         RMSE is minimized; a ranking metric is maximized.
+    progress : bool
+        A progress bar (tqdm, stderr) over the combinations x folds; each fit is also
+        logged (``logging.getLogger("fastmf")``, INFO) with its parameters and fold.
+
+    Warns
+    -----
+    UserWarning
+        When the best value of a parameter with three or more numeric candidates is the
+        smallest or the largest of them: the optimum may lie outside the grid.
     """
     import pandas as pd
 
@@ -236,10 +255,24 @@ def search(
     metric = "rmse" if scoring in ("rmse", "mae") else scoring
     folds = _folds(X, cv, random_state)
     rows = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(grid) * len(folds), desc="search", unit="fit")
     for values in grid:
         combo = dict(zip(names, values))
+        label = ", ".join(f"{k}={_plain(v)}" for k, v in combo.items())
+
+        def report(fold: int, scores: dict, label=label) -> None:
+            text = ", ".join(f"{k[5:]} {v:.4f}" for k, v in scores.items())
+            logger.info(f"search: {label}, fold {fold + 1}/{len(folds)}: {text}")
+            if bar is not None:
+                bar.set_postfix_str(label, refresh=False)
+                bar.update(1)
+
         cvres = cross_validate(_clone(estimator, **combo), X, folds, scoring=scoring,
-                               threshold=threshold)
+                               threshold=threshold, callback=report)
         row = {**combo, f"mean_{metric}": cvres[f"test_{metric}"].mean(),
                f"std_{metric}": cvres[f"test_{metric}"].std()}
         if metric == "rmse":
@@ -249,7 +282,16 @@ def search(
     sign = 1.0 if metric == "rmse" else -1.0  # lower RMSE is better, higher ranking metric
     table["rank"] = (sign * table[f"mean_{metric}"]).rank(method="min").astype(int)
     best = int(np.argmin(sign * table[f"mean_{metric}"].to_numpy()))  # first of equals
+    if bar is not None:
+        bar.close()
     best_params = {n: _plain(v) for n, v in zip(names, grid[best])}
+    for name in names:
+        candidates = sorted({_plain(v) for v in params[name]
+                             if isinstance(_plain(v), (int, float))})
+        if len(candidates) >= 3 and best_params[name] in (candidates[0], candidates[-1]):
+            warnings.warn(f"search: the best {name}={best_params[name]} is at the edge of "
+                          f"its candidates {candidates}; the optimum may lie beyond them",
+                          UserWarning, stacklevel=2)
     result = SearchResult(best_params, float(table[f"mean_{metric}"].iloc[best]), table)
     if refit:
         result.best_estimator = _clone(estimator, **best_params).fit(X)

@@ -2,14 +2,57 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 
 Duplicates = Literal["raise", "mean", "last"]
 _DUPLICATES = ("raise", "mean", "last")
+
+#: Column names recognised for users, items and ratings (case-insensitive), in files and
+#: DataFrames alike, most specific first.
+COLUMN_NAMES = {
+    "user": ("user", "user_id", "userid", "uid", "u", "customer", "customer_id"),
+    "item": ("item", "item_id", "itemid", "iid", "i", "movie", "movie_id", "movieid",
+             "product", "product_id"),
+    "rating": ("rating", "ratings", "score", "value", "r", "stars"),
+}
+
+
+def pick_columns(names: list, columns: Any, where: str) -> tuple:
+    """The (user, item, rating) columns among ``names``: ``columns`` (names or 0-based
+    positions) when given, else by :data:`COLUMN_NAMES`; never a guess."""
+    if columns is not None:
+        if isinstance(columns, str):
+            columns = [c.strip() for c in columns.split(",")]
+        if len(columns) != 3:
+            raise ValueError("columns must name exactly three columns: user, item, rating")
+        picked = []
+        for c in columns:
+            if c in names:
+                picked.append(c)
+            elif isinstance(c, (int, np.integer)) and 0 <= c < len(names):
+                picked.append(names[int(c)])
+            elif isinstance(c, str) and c.isdigit() and int(c) < len(names):
+                picked.append(names[int(c)])
+            else:
+                raise ValueError(f"{where}: no column {c!r}; the columns are {names}")
+        return tuple(picked)
+    lowered = {str(c).lower(): c for c in names}
+    picked, missing = [], []
+    for role, aliases in COLUMN_NAMES.items():
+        hit = next((lowered[a] for a in aliases if a in lowered), None)
+        picked.append(hit)
+        if hit is None:
+            missing.append(role)
+    if missing:
+        raise ValueError(
+            f"{where}: cannot tell which column holds the {' and '.join(missing)} from the "
+            f"names {names}; name them with columns=(user, item, rating) (the CLI's --columns "
+            "user,item,rating), by name or 0-based position")
+    return tuple(picked)
 
 
 class Ratings:
@@ -92,6 +135,8 @@ class Ratings:
         included (duplicate stored entries follow ``duplicates``; scipy itself would sum them).
         A dense array: every entry is a rating except NaN, which marks a missing one.
         """
+        import scipy.sparse as sp  # here, not at the top: `fastmf --version` stays fast
+
         if sp.issparse(X):
             if X.ndim != 2:
                 raise ValueError(f"expected a 2-D sparse matrix, got {X.ndim} dimensions")
@@ -107,7 +152,14 @@ class Ratings:
                 raise TypeError(
                     f"a rating matrix must be numeric, got dtype {arr.dtype}"
                 )
-            rows, cols = np.nonzero(~np.isnan(arr.astype(np.float64, copy=False)))
+            present = ~np.isnan(arr.astype(np.float64, copy=False))
+            zeros = int(np.count_nonzero(arr == 0))
+            if present.all() and arr.size > 1 and zeros >= arr.size / 2:
+                warnings.warn(
+                    f"dense input: every non-NaN cell is a rating, and {zeros:,} of its "
+                    f"{arr.size:,} cells are 0. If 0 means 'not rated', pass NaN there, or a "
+                    "scipy.sparse matrix of the ratings", UserWarning, stacklevel=4)
+            rows, cols = np.nonzero(present)
             vals = arr[rows, cols]
         M, N = X.shape
         return cls._from_indices(rows, cols, vals, np.arange(M), np.arange(N), duplicates)
@@ -117,17 +169,27 @@ class Ratings:
         cls,
         df: Any,
         *,
-        user_col: str = "user",
-        item_col: str = "item",
-        rating_col: str = "rating",
+        user_col: str | None = None,
+        item_col: str | None = None,
+        rating_col: str | None = None,
+        columns: Any = None,
         duplicates: Duplicates = "raise",
     ) -> Ratings:
-        """Ratings from a pandas DataFrame with one row per rating."""
-        missing = [c for c in (user_col, item_col, rating_col) if c not in df.columns]
-        if missing:
-            raise ValueError(
-                f"DataFrame has no column(s) {missing}; its columns are {list(df.columns)}"
-            )
+        """Ratings from a pandas DataFrame with one row per rating.
+
+        The columns are ``columns=(user, item, rating)`` (names or positions), or
+        ``user_col``/``item_col``/``rating_col``, or else recognised by name
+        (:data:`COLUMN_NAMES`: ``user``, ``userId``, ``item``, ``movieId``, ``rating``, ...).
+        Unrecognised names are an error naming them, never a guess.
+        """
+        names = list(df.columns)
+        if columns is None and (user_col or item_col or rating_col):
+            columns = (user_col or "user", item_col or "item", rating_col or "rating")
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise ValueError(f"DataFrame has no column(s) {missing}; its columns are "
+                                 f"{names}")
+        user_col, item_col, rating_col = pick_columns(names, columns, "DataFrame")
         return cls(
             df[user_col].to_numpy(), df[item_col].to_numpy(), df[rating_col].to_numpy(),
             duplicates=duplicates,
@@ -181,18 +243,31 @@ class Ratings:
             self.n_items, dtype,
         )
 
-    def to_scipy(self) -> sp.csr_array:
+    def to_dataframe(self) -> Any:
+        """The ratings as a pandas DataFrame with ``user``, ``item``, ``rating`` columns, in
+        the caller's ids (what ``fit`` and ``Ratings.from_dataframe`` read back)."""
+        import pandas as pd
+
+        return pd.DataFrame({"user": self.user_ids[self.user_index],
+                             "item": self.item_ids[self.item_index], "rating": self.values})
+
+    def to_scipy(self) -> Any:
         """The ratings as a scipy.sparse CSR array (users x items), float64."""
+        import scipy.sparse as sp
+
         indptr, indices, data = self.to_csr(np.float64)
         return sp.csr_array((data, indices, indptr), shape=self.shape)
 
 
-def as_ratings(X: Any) -> Ratings:
-    """Coerce what ``fit`` accepts to :class:`Ratings`: Ratings, DataFrame, sparse or array."""
+def as_ratings(X: Any, columns: Any = None) -> Ratings:
+    """Coerce what ``fit`` accepts to :class:`Ratings`: Ratings, DataFrame (``columns`` as in
+    :meth:`Ratings.from_dataframe`), sparse matrix or array."""
     if isinstance(X, Ratings):
         return X
     if hasattr(X, "columns") and hasattr(X, "to_numpy"):  # a pandas DataFrame, duck-typed
-        return Ratings.from_dataframe(X)
+        return Ratings.from_dataframe(X, columns=columns)
+    import scipy.sparse as sp
+
     if sp.issparse(X) or isinstance(X, np.ndarray):
         return Ratings.from_matrix(X)
     raise TypeError(
@@ -324,13 +399,35 @@ def _compress(major, minor, values, n_major, dtype):
     )
 
 
-def lookup(ids_sorted: np.ndarray, query) -> np.ndarray:
-    """Index of each queried id in the sorted unique ``ids_sorted``; -1 where absent."""
+def id_kind(ids: np.ndarray) -> str:
+    """'number' or 'text' (or the dtype kind for anything else)."""
+    if ids.dtype.kind in "iuf":
+        return "number"
+    if ids.dtype.kind in "US" or (ids.dtype == object and len(ids) and
+                                  all(isinstance(v, str) for v in ids)):
+        return "text"
+    return ids.dtype.kind
+
+
+def lookup(ids_sorted: np.ndarray, query, what: str = "") -> np.ndarray:
+    """Index of each queried id in the sorted unique ``ids_sorted``; -1 where absent.
+
+    Ids of another kind than the model's (text for a model fitted with numbers, or the
+    reverse) raise ``TypeError`` instead of silently matching nothing: ``"1"`` is not user
+    ``1`` (issue 13).
+    """
     q = np.asarray(query)
     if q.ndim == 0:
         q = q.reshape(1)
     if len(ids_sorted) == 0:
         return np.full(q.shape, -1, dtype=np.int64)
+    if q.size:
+        have, got = id_kind(ids_sorted), id_kind(q.ravel())
+        if {have, got} == {"number", "text"}:
+            raise TypeError(
+                f"{what + ' ' if what else ''}id {show(q.ravel()[0])} is {got}, but the "
+                f"model's {what + ' ' if what else ''}ids are {have}s (e.g. "
+                f"{show(ids_sorted[0])}); convert the ids to the model's type")
     try:
         pos = np.searchsorted(ids_sorted, q)
     except TypeError:  # ids of another type than the model's (e.g. str vs int): none match

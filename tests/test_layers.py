@@ -9,8 +9,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fastmf"
 # Lowest first; a module may import modules of its own layer or below. Estimator modules
 # share a layer but must not import one another.
 LAYERS = [
-    {"fastmf._version", "fastmf.kernels", "fastmf.kernels.als", "fastmf.kernels.gibbs",
-     "fastmf.kernels.objective", "fastmf.kernels.topn", "fastmf.kernels.implicit"},
+    {"fastmf._version", "fastmf.kernels", "fastmf.kernels._cache", "fastmf.kernels.als",
+     "fastmf.kernels.gibbs", "fastmf.kernels.objective", "fastmf.kernels.topn",
+     "fastmf.kernels.implicit"},
     {"fastmf._params", "fastmf._registry", "fastmf._threads", "fastmf.ratings"},
     {"fastmf._solver", "fastmf._driver", "fastmf.metrics", "fastmf.io", "fastmf.datasets",
      "fastmf.persist"},

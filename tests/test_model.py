@@ -132,8 +132,10 @@ def test_unseen_policies(small):
         model.predict([1], [999], unseen="raise")
     with pytest.raises(ValueError, match="unseen must be one of"):
         model.predict([1], [1], unseen="zero")
-    both = model.predict([10_000], ["nope"])[0]
+    both = model.predict([10_000], [99_999])[0]
     assert both == pytest.approx(model.global_mean_)
+    with pytest.raises(TypeError, match="item id 'nope' is text"):  # not a silent stranger
+        model.predict([10_000], ["nope"])
 
 
 def test_predict_before_fit_is_a_clear_error():

@@ -102,11 +102,11 @@ def test_recommend_pads_when_a_user_rated_almost_everything():
 
 def test_recommend_for_an_unknown_user(fitted):
     model, _ = fitted
-    items, scores = model.recommend("stranger", n=3, rank_by="rating")
+    items, scores = model.recommend(123_456, n=3, rank_by="rating")
     want = np.argsort(-(model.global_mean_ + model.item_bias_), kind="stable")[:3]
     np.testing.assert_array_equal(items, model.item_ids_[want])
-    with pytest.raises(KeyError, match="unknown user id 'stranger'"):
-        model.recommend("stranger", unseen="raise")
+    with pytest.raises(KeyError, match="unknown user id 123456"):
+        model.recommend(123_456, unseen="raise")
 
 
 @pytest.mark.parametrize("shrink", [0.0, 10.0])

@@ -4,16 +4,19 @@ No classes, no scipy objects, no I/O. Outputs are preallocated arrays written in
 return value is at most a scalar diagnostic.
 """
 
-from fastmf.kernels.als import (
-    normal_equations,
-    solve_normal_equations,
-    solve_rows,
-    solve_rows_cg,
-)
-from fastmf.kernels.gibbs import sample_rows
-from fastmf.kernels.implicit import implicit_loss, implicit_rows, implicit_rows_cg
-from fastmf.kernels.objective import loss_rows, objective, penalty_rows, predict_pairs
-from fastmf.kernels.topn import top_n
+from fastmf.kernels._cache import kernel_cache
+
+with kernel_cache():  # the @njit(cache=True) functions below cache outside the package
+    from fastmf.kernels.als import (
+        normal_equations,
+        solve_normal_equations,
+        solve_rows,
+        solve_rows_cg,
+    )
+    from fastmf.kernels.gibbs import sample_rows
+    from fastmf.kernels.implicit import implicit_loss, implicit_rows, implicit_rows_cg
+    from fastmf.kernels.objective import loss_rows, objective, penalty_rows, predict_pairs
+    from fastmf.kernels.topn import top_n
 
 __all__ = [
     "implicit_loss",
