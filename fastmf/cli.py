@@ -220,10 +220,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"biases only      {rmse['baseline_train']:.4f}  {rmse['baseline_test']:.4f}",
         "",
         f"top 5 for user {user} (most active):",
-        *[f"  {k + 1}. {_label(i, titles)}  ({s:.2f})"
+        *[f"  {k + 1}. {_label(i, titles)}  (predicted {s:.2f})"
           for k, (i, s) in enumerate(zip(rec_items, rec_scores))],
         f"items most similar to item {_label(item, titles)} (most rated):",
-        *[f"  {k + 1}. {_label(i, titles)}  (cosine {s:.2f})"
+        *[f"  {k + 1}. {_label(i, titles)}  (similarity {s:.2f})"
           for k, (i, s) in enumerate(zip(sim_items, sims))],
         "",
         f"done in {elapsed:.1f} s",
