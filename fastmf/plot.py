@@ -65,16 +65,48 @@ def plot_model(model: Any, path: str | os.PathLike, *, titles: dict[Any, str] | 
     seen = counts > 0
     ax_map.scatter(xy[seen, 0], xy[seen, 1], s=4 + 40 * np.sqrt(counts[seen] / counts.max()),
                    alpha=0.35, color="C2", linewidths=0)
-    for j in np.argsort(-counts, kind="stable")[: max(n_labels, 0)]:
-        key = model.item_ids_[j]
-        key = key.item() if isinstance(key, np.generic) else key
-        label = titles.get(key, str(key))
-        ax_map.annotate(label[:40], xy[j], fontsize=7, alpha=0.9)
+    # The frame holds the bulk of the items (a few outliers may fall outside), and labels
+    # are placed most-rated first, skipping any that would sit on one already placed.
+    lo = np.percentile(xy[seen], 1, axis=0) if seen.any() else np.zeros(2)
+    hi = np.percentile(xy[seen], 99, axis=0) if seen.any() else np.ones(2)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    ax_map.set_xlim(lo[0] - 0.05 * span[0], hi[0] + 0.25 * span[0])  # room for the text
+    ax_map.set_ylim(lo[1] - 0.05 * span[1], hi[1] + 0.05 * span[1])
+    labels = [_title(model.item_ids_[j], titles) for j in range(len(counts))]
+    chosen = label_positions(xy, counts, labels, lo, span, n_labels)
+    for j in chosen:
+        ax_map.annotate(labels[j], xy[j], fontsize=7, alpha=0.9, annotation_clip=True)
     ax_map.set_xlabel("principal component 1 of the item factors")
     ax_map.set_ylabel("principal component 2")
-    ax_map.set_title(f"items ({len(counts)}), the {min(n_labels, len(counts))} most rated "
-                     "labelled")
+    ax_map.set_title(f"items ({len(counts)}); {len(chosen)} of the most rated labelled "
+                     "where they do not overlap")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _title(key: Any, titles: dict[Any, str]) -> str:
+    key = key.item() if isinstance(key, np.generic) else key
+    return titles.get(key, str(key))[:30]
+
+
+def label_positions(xy: np.ndarray, counts: np.ndarray, labels: list[str], lo: np.ndarray,
+                    span: np.ndarray, n_labels: int) -> list[int]:
+    """Items to label: the most rated first, skipping any whose text box would overlap one
+    already chosen or that falls outside the frame ``lo .. lo + span``."""
+    placed: list[tuple[float, float, float]] = []  # (x, y, width) in units of the span
+    chosen = []
+    for j in np.argsort(-counts, kind="stable"):
+        if len(chosen) >= max(n_labels, 0) or counts[j] <= 0:
+            break
+        where = (xy[j] - lo) / span
+        if np.any(where < -0.02) or np.any(where > 1.02):
+            continue  # outside the frame
+        width = 0.011 * len(labels[j])  # 7-point text on a 14 x 6 inch figure
+        if any(where[0] < x + w and x < where[0] + width and abs(where[1] - y) < 0.05
+               for x, y, w in placed):
+            continue  # would overlap a label already there
+        placed.append((where[0], where[1], width))
+        chosen.append(int(j))
+    return chosen

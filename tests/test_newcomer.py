@@ -286,3 +286,12 @@ def test_cli_errors_speak_cli(tmp_path):
     bad = cli("recommend", tmp_path / "m.npz", "--user", 12345, ok=False)
     assert "unknown user id 12345" in bad.stderr and "position" not in bad.stderr
     assert "log details" in cli("recommend", "--help").stdout
+
+
+def test_plot_labels_do_not_pile_up_or_leave_the_frame():
+    from fastmf.plot import label_positions
+
+    xy = np.array([[0.5, 0.5], [0.5, 0.5], [0.51, 0.5], [0.5, 0.9], [5.0, 5.0]])
+    counts = np.array([10.0, 9, 8, 7, 6])
+    chosen = label_positions(xy, counts, ["a long title"] * 5, np.zeros(2), np.ones(2), 25)
+    assert chosen == [0, 3]  # 1 and 2 would sit on 0's label; 4 is outside the frame
