@@ -13,7 +13,13 @@ conjugate-gradient step. See docs/design.md section 3.
 import numpy as np
 from numba import njit, prange
 
-from fastmf.kernels.als import _FASTMATH, _FASTMATH_REDUCE, _cholesky_solve, _failures
+from fastmf.kernels.als import (
+    _CG_RESIDENT,
+    _FASTMATH,
+    _FASTMATH_REDUCE,
+    _cholesky_solve,
+    _failures,
+)
 
 # Rows per X^T X call (the BLAS small-matrix limit of the explicit kernel, for K ~ 64).
 _CHUNK = 256
@@ -98,11 +104,14 @@ def implicit_rows(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, 
 
 
 @njit(cache=True, fastmath=_FASTMATH_REDUCE)
-def _apply(indptr, indices, conf, pref, other, YtY, reg, row, v, residual, out):
+def _apply(indptr, indices, conf, pref, other, gathered, YtY, reg, row, v, residual, out):
     """``out = A v`` with ``A = Y^T Y + reg I + sum (c - 1) y y^T``, without forming the
     sum; with ``residual``, ``out = b - A v`` with ``b = sum c p y`` in the same single pass
     over the row's items (per item one dot product and one axpy).
 
+    ``gathered``: ``other`` is the row's own block (``other[t]`` = the factors of its t-th
+    item, gathered once for all the CG passes: contiguous reads instead of a random access
+    per item and pass); else ``other`` is the whole side, indexed through ``indices``.
     Reduces into registers only (no store inside a reduction loop), so the order is fixed
     at compile time (docs/design.md section 5).
     """
@@ -115,8 +124,9 @@ def _apply(indptr, indices, conf, pref, other, YtY, reg, row, v, residual, out):
         for b in range(K):
             s += YtY[a, b] * v[b]
         out[a] = sign * s
-    for p in range(indptr[row], indptr[row + 1]):
-        j = indices[p]
+    start = indptr[row]
+    for p in range(start, indptr[row + 1]):
+        j = p - start if gathered else indices[p]
         d = dt(0.0)
         for k in range(K):
             d += other[j, k] * v[k]
@@ -127,15 +137,25 @@ def _apply(indptr, indices, conf, pref, other, YtY, reg, row, v, residual, out):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors, x, r, p,
-            Ap):
-    """``cg_steps`` conjugate-gradient steps on one row's system, warm-started."""
+def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors, X, x, r,
+            p, Ap):
+    """``cg_steps`` conjugate-gradient steps on one row's system, warm-started. A row that
+    fits the scratch ``X`` is gathered into it once and read from there by every pass."""
     K = factors.shape[1]
     dt = factors.dtype.type
     zero = dt(0.0)
+    start = indptr[row]
+    n = indptr[row + 1] - start
+    gathered = n <= X.shape[0]
+    Z = X if gathered else other
+    if gathered:
+        for t in range(n):
+            j = indices[start + t]
+            for k in range(K):
+                X[t, k] = other[j, k]
     for k in range(K):
         x[k] = factors[row, k]
-    _apply(indptr, indices, conf, pref, other, YtY, reg, row, x, True, r)
+    _apply(indptr, indices, conf, pref, Z, gathered, YtY, reg, row, x, True, r)
     rs_old = zero
     for k in range(K):
         p[k] = r[k]
@@ -143,7 +163,7 @@ def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors
     for _ in range(cg_steps):
         if not rs_old > zero:
             break
-        _apply(indptr, indices, conf, pref, other, YtY, reg, row, p, False, Ap)
+        _apply(indptr, indices, conf, pref, Z, gathered, YtY, reg, row, p, False, Ap)
         pAp = zero
         for k in range(K):
             pAp += p[k] * Ap[k]
@@ -177,7 +197,12 @@ def implicit_rows_cg(indptr, indices, conf, pref, other, YtY, reg, order, n_task
     K = factors.shape[1]
     dt = factors.dtype
     failed = np.zeros(n_tasks, dtype=np.int64)
+    longest = 0
+    for q in range(order.shape[0]):
+        longest = max(longest, indptr[order[q] + 1] - indptr[order[q]])
+    chunk = min(max(longest, 1), _CG_RESIDENT)
     for task in prange(n_tasks):
+        X = np.empty((chunk, K), dtype=dt)
         x = np.empty(K, dtype=dt)
         r = np.empty(K, dtype=dt)
         p = np.empty(K, dtype=dt)
@@ -185,7 +210,7 @@ def implicit_rows_cg(indptr, indices, conf, pref, other, YtY, reg, order, n_task
         for q in range(task, order.shape[0], n_tasks):
             row = order[q]
             if not _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row,
-                           factors, x, r, p, Ap):
+                           factors, X, x, r, p, Ap):
                 failed[task] += 1
                 for k in range(K):
                     factors[row, k] = np.nan
