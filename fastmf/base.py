@@ -417,6 +417,9 @@ class FactorModel:
 
     def _validation_pairs(self, validation, train: Ratings):
         vr = as_ratings(validation)
+        if vr.nnz == 0:
+            raise ValueError("the validation set is empty (0 ratings): pass None to fit "
+                             "without one")
         ui = lookup(train.user_ids, vr.user_ids, "user")[vr.user_index]
         ii = lookup(train.item_ids, vr.item_ids, "item")[vr.item_index]
         return ui, ii, vr.values
@@ -444,6 +447,35 @@ def doc_params(cls: type) -> type:
 
 
 # -- shared helpers -----------------------------------------------------------------------------
+
+
+def _fitted_state(model: Any) -> dict[str, Any]:
+    return {k: v for k, v in model.__dict__.items()
+            if k.endswith("_") or k in ("_rated_indptr", "_rated_indices")}
+
+
+def keeps_previous_state_on_error(fit: Any) -> Any:
+    """Decorator for ``fit``: when it raises (bad parameters, a numerical failure), the model
+    is left exactly as it was before the call -- the previous fit, or unfitted -- instead of
+    half-written new arrays that look fitted (issue 14). Ctrl-C is the exception: it keeps
+    the new fit's last complete iteration, as documented."""
+    import functools
+
+    @functools.wraps(fit)
+    def guarded(self, *args, **kwargs):
+        before = _fitted_state(self)
+        try:
+            return fit(self, *args, **kwargs)
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            for key in _fitted_state(self):
+                del self.__dict__[key]
+            self.__dict__.update(before)
+            raise
+
+    return guarded
+
 
 
 def predict_at(ui: np.ndarray, ii: np.ndarray, U: np.ndarray, b: np.ndarray, V: np.ndarray,

@@ -13,7 +13,13 @@ from fastmf._driver import Trainer, train
 from fastmf._params import COMMON, Param
 from fastmf._registry import register
 from fastmf._solver import row_order
-from fastmf.base import FactorModel, doc_params, init_rngs, predict_at
+from fastmf.base import (
+    FactorModel,
+    doc_params,
+    init_rngs,
+    keeps_previous_state_on_error,
+    predict_at,
+)
 from fastmf.kernels import loss_rows, sample_rows
 from fastmf.ratings import as_ratings
 
@@ -145,6 +151,7 @@ class BayesianALS(FactorModel):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
+    @keeps_previous_state_on_error
     def fit(
         self,
         X: Any,

@@ -35,11 +35,12 @@ from typing import Any
 import numpy as np
 
 from fastmf._driver import Trainer, train
+from fastmf._params import positive_int
 from fastmf._solver import Config, half_step, row_order
 from fastmf._threads import thread_limits
 from fastmf.kernels import loss_rows, normal_equations, penalty_rows, solve_normal_equations
 from fastmf.model import BiasedALS
-from fastmf.persist import write_npz
+from fastmf.persist import write_atomic, write_npz
 from fastmf.ratings import Ratings
 
 __all__ = ["fit", "seeded_factors"]
@@ -308,8 +309,9 @@ def fit(
         As in ``BiasedALS.fit``: rows in sorted id order. Default: :func:`seeded_factors`
         with ``model.random_state`` (0 if None).
     checkpoint_dir : path-like, optional
-        A directory every worker can read and write (default: a temporary one). The state is
-        saved there every ``checkpoint_every`` iterations, which also bounds the lineage.
+        A directory every worker can read and write. The state is saved there every
+        ``checkpoint_every`` iterations, which also bounds the lineage. Default: a temporary
+        directory, removed when the fit ends (it holds a copy of the data).
     resume : bool, default=True
         Continue from a checkpoint in ``checkpoint_dir`` written for the same data and
         parameters.
@@ -334,6 +336,10 @@ def fit(
         raise ValueError("the distributed fit solves items from summed normal equations: "
                          "use solver='cholesky'")
     config = model._config()
+    checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
+    if n_blocks is not None:
+        n_blocks = positive_int(n_blocks, "n_blocks")
+    item_blocks = positive_int(item_blocks, "item_blocks")
     K = config.n_factors
     dtype = config.dtype.name
     workers = client.scheduler_info()["workers"]
@@ -454,6 +460,11 @@ def fit(
                                        trainer.items_f, cfg, False)
                          for k in range(n_blocks)])
     fitted.residual_std_ = float(np.sqrt(sum(sse) / int(nnz)))
+    if checkpoint_dir is None:  # ours, and a full copy of the data: do not leave it behind
+        import shutil
+
+        shutil.rmtree(ckdir, ignore_errors=True)
+        fitted.distributed_info_["checkpoint_dir"] = None
     return fitted
 
 
@@ -542,10 +553,9 @@ class _DaskCheckpoint:
         write_npz(self.ckdir / names["items"], V=trainer.V, c=trainer.c)
         previous = (json.loads(self.meta_path.read_text()).get("files")
                     if self.meta_path.exists() else None)
-        tmp = self.ckdir / f"state.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"iteration": it, "losses": history["curves"]["loss"],
-                                   "files": names, **self.identity}))
-        os.replace(tmp, self.meta_path)  # the commit point of the checkpoint
+        state = json.dumps({"iteration": it, "losses": history["curves"]["loss"],
+                            "files": names, **self.identity}).encode()
+        write_atomic(self.meta_path, lambda f: f.write(state))  # the commit point
         if previous and previous != names:
             for f in [previous["items"], *previous["users"]]:
                 (self.ckdir / f).unlink(missing_ok=True)

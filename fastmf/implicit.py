@@ -12,7 +12,13 @@ from fastmf._params import COMMON, Param
 from fastmf._registry import register
 from fastmf._solver import row_order
 from fastmf._threads import thread_limits
-from fastmf.base import FactorModel, doc_params, init_rngs, initial_factors
+from fastmf.base import (
+    FactorModel,
+    doc_params,
+    init_rngs,
+    initial_factors,
+    keeps_previous_state_on_error,
+)
 from fastmf.kernels import implicit_loss, implicit_rows, implicit_rows_cg
 from fastmf.ratings import Ratings, as_ratings
 
@@ -138,6 +144,7 @@ class ImplicitALS(FactorModel):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
+    @keeps_previous_state_on_error
     def fit(
         self,
         X: Any,

@@ -19,6 +19,7 @@ from fastmf.base import (
     doc_params,
     init_rngs,
     initial_factors,
+    keeps_previous_state_on_error,
 )
 from fastmf.persist import LocalCheckpoint
 from fastmf.ratings import Ratings, as_ratings, lookup
@@ -183,6 +184,7 @@ class BiasedALS(FactorModel):
 
     # -- fitting ----------------------------------------------------------------------------
 
+    @keeps_previous_state_on_error
     def fit(
         self,
         X: Any,
@@ -250,6 +252,8 @@ class BiasedALS(FactorModel):
         ratings = as_ratings(X, columns)
         self._check_training(ratings)
         val = None
+        if early_stopping_rounds is not None:
+            early_stopping_rounds = positive_int(early_stopping_rounds, "early_stopping_rounds")
         if validation is not None:
             val = self._validation_pairs(validation, ratings)
         elif early_stopping_rounds is not None:

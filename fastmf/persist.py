@@ -9,6 +9,7 @@ message. ``np.load(..., allow_pickle=False)`` means loading never executes code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ from fastmf._registry import by_class_name
 from fastmf._version import __version__
 
 FORMAT = "fastmf-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the digest covers the metadata too
 
 # Arrays every model file has; each estimator adds its curves (``_CURVES``).
 _ARRAYS = (
@@ -48,12 +49,40 @@ def _portable_ids(ids: np.ndarray, kind: str) -> np.ndarray:
 
 
 def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
-    """``np.savez`` to a temporary name, then rename: readers never see a half-written file."""
+    """``np.savez`` to ``path`` atomically: readers see the old file or the new one, never
+    part of one."""
+    return write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def write_atomic(path: str | os.PathLike, write: Any) -> Path:
+    """Write a file through ``write(binary_file)`` atomically and durably.
+
+    The data goes to a temporary file of a fresh random name in the target's folder, created
+    with ``O_EXCL`` (so a planted file or symlink is never followed or overwritten), is
+    fsynced, and then renamed over ``path`` -- the commit point -- and the folder is fsynced.
+    Concurrent writers each use their own temporary file: the last rename wins, whole. On any
+    failure the temporary file is removed and ``path`` is untouched.
+    """
+    import tempfile
+
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # durability of the rename; not all systems allow it
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
     return path
 
 
@@ -91,23 +120,40 @@ def save(model: Any, path: str | os.PathLike) -> Path:
         "global_mean": model.global_mean_, "n_iter": model.n_iter_,
         "rating_range": getattr(model, "rating_range_", None),
         "residual_std": getattr(model, "residual_std_", None),
-        **model._stored_meta(), "digest": _digest(arrays),
+        **model._stored_meta(),
     }
+    meta["digest"] = model_digest(meta, arrays)
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
     return write_npz(path, metadata=np.array(json.dumps(meta)), **arrays)
 
 
+def model_digest(meta: dict, arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over every array and over the metadata (all fields but the digest itself)."""
+    body = {k: v for k, v in meta.items() if k != "digest"}
+    h = hashlib.sha256(_digest(arrays).encode())
+    h.update(json.dumps(body, sort_keys=True).encode())
+    return h.hexdigest()
+
+
 def load(path: str | os.PathLike) -> Any:
     """Read a model written by ``save`` of any registered estimator.
+
+    What a model file can and cannot do: loading never runs code from the file (no pickle)
+    and never trusts it. The digest (SHA-256 over the arrays and the metadata) catches damage
+    and accidental edits; it is not a signature, so a deliberately edited file with a
+    recomputed digest is possible -- and is then validated like any input: every array is
+    checked against the metadata (shapes, dtypes, index ranges, sortedness, finiteness)
+    before any kernel sees it. Such a file can make a model predict nonsense; it cannot make
+    the loading process read or write out of bounds.
 
     Raises
     ------
     FileNotFoundError
     ModelFileError (a ValueError)
-        Not a fastmf model, truncated or corrupted, edited (digest mismatch), or written by a
-        newer format version.
+        Not a fastmf model, truncated or corrupted, edited (digest mismatch), inconsistent
+        (naming the array and the check), or written by a newer format version.
     """
     path = Path(path)
     if not path.exists():
@@ -132,6 +178,8 @@ def load(path: str | os.PathLike) -> Any:
         raise ModelFileError(f"{path}: corrupted metadata ({exc})") from None
     except zipfile.error as exc:
         raise ModelFileError(f"{path}: corrupted model file ({exc})") from None
+    except MemoryError:
+        raise ModelFileError(f"{path}: an array's declared size is absurd") from None
 
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a fastmf model file")
@@ -148,23 +196,16 @@ def load(path: str | os.PathLike) -> Any:
     missing = [n for n in (*_ARRAYS, *cls._CURVES[0]) if n not in arrays]
     if missing:
         raise ModelFileError(f"{path}: damaged model file, missing arrays {missing}")
-    if meta.get("digest") != _digest(arrays):
+    want = _digest(arrays) if version < 2 else model_digest(meta, arrays)
+    if meta.get("digest") != want:
         raise ModelFileError(f"{path}: the model file was modified or corrupted (digest mismatch)")
-
-    model = cls(**meta["params"])
-    K = model._stored_width(meta)  # also re-validates the stored parameters
+    try:
+        model = cls(**meta["params"])
+        K = model._stored_width(meta)  # also re-validates the stored parameters
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: invalid stored parameters ({exc})") from None
     dtype = np.dtype(model.dtype)
-    M, N = len(arrays["user_ids"]), len(arrays["item_ids"])
-    expect = {
-        "user_factors": (M, K), "item_factors": (N, K), "user_bias": (M,), "item_bias": (N,),
-        "user_counts": (M,), "item_counts": (N,), "rated_indptr": (M + 1,),
-    }
-    for name, shape in expect.items():
-        if arrays[name].shape != shape:
-            raise ModelFileError(
-                f"{path}: inconsistent model file, {name} has shape {arrays[name].shape}, "
-                f"expected {shape}"
-            )
+    _validate(path, meta, arrays, K)
     model._set_fitted(
         user_ids=arrays["user_ids"], item_ids=arrays["item_ids"],
         user_factors=arrays["user_factors"].astype(dtype),
@@ -181,8 +222,77 @@ def load(path: str | os.PathLike) -> Any:
     for stem in (*cls._CURVES[0], *cls._CURVES[1]):
         setattr(model, stem + "_", arrays.get(stem))
     model.n_iter_ = int(meta["n_iter"])
-    model._restore_meta(meta)
+    try:
+        model._restore_meta(meta)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: invalid metadata ({exc!r})") from None
     return model
+
+
+def _validate(path: Path, meta: dict, arrays: dict, K: int) -> None:
+    """Check every array against the metadata before any kernel sees it (ModelFileError)."""
+
+    def bad(what: str) -> ModelFileError:
+        return ModelFileError(f"{path}: inconsistent model file, {what}")
+
+    def real(value, name: str, optional: bool = False) -> None:
+        if value is None and optional:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not np.isfinite(value):
+            raise bad(f"{name} is {value!r}, not a finite number")
+
+    real(meta.get("global_mean"), "global_mean")
+    if not isinstance(meta.get("n_iter"), int) or isinstance(meta.get("n_iter"), bool) or \
+            meta["n_iter"] < 0:
+        raise bad(f"n_iter is {meta.get('n_iter')!r}")
+    real(meta.get("residual_std"), "residual_std", optional=True)
+    if meta.get("residual_std") is not None and meta["residual_std"] <= 0:
+        raise bad(f"residual_std is {meta['residual_std']!r}")
+    rr = meta.get("rating_range")
+    if rr is not None:
+        if not isinstance(rr, list) or len(rr) != 2:
+            raise bad(f"rating_range is {rr!r}")
+        real(rr[0], "rating_range[0]")
+        real(rr[1], "rating_range[1]")
+        if rr[0] > rr[1]:
+            raise bad(f"rating_range {rr!r} is reversed")
+    ids = {}
+    for side in ("user", "item"):
+        a = arrays[f"{side}_ids"]
+        if a.ndim != 1 or a.dtype.kind not in "iufU":
+            raise bad(f"{side}_ids has dtype {a.dtype} and shape {a.shape}")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise bad(f"{side}_ids holds NaN or inf")
+        if len(a) > 1 and not np.all(a[1:] > a[:-1]):
+            raise bad(f"{side}_ids are not sorted and unique")
+        ids[side] = len(a)
+    M, N = ids["user"], ids["item"]
+    expect = {
+        "user_factors": ((M, K), "f"), "item_factors": ((N, K), "f"), "user_bias": ((M,), "f"),
+        "item_bias": ((N,), "f"), "user_counts": ((M,), "iu"), "item_counts": ((N,), "iu"),
+        "rated_indptr": ((M + 1,), "iu"), "rated_indices": (None, "iu"),
+    }
+    for name, (shape, kinds) in expect.items():
+        a = arrays[name]
+        if shape is not None and a.shape != shape:
+            raise bad(f"{name} has shape {a.shape}, expected {shape}")
+        if a.dtype.kind not in kinds:
+            raise bad(f"{name} has dtype {a.dtype}")
+        if kinds == "f" and not np.isfinite(a).all():
+            raise bad(f"{name} holds NaN or inf")
+        if kinds == "iu" and a.size and a.min() < 0:
+            raise bad(f"{name} holds negative values")
+    indptr, indices = arrays["rated_indptr"], arrays["rated_indices"]
+    if indices.ndim != 1:
+        raise bad(f"rated_indices has shape {indices.shape}")
+    if indptr[0] != 0 or indptr[-1] != len(indices) or np.any(np.diff(indptr) < 0):
+        raise bad("rated_indptr is not a valid row pointer for rated_indices")
+    if indices.size and indices.max() >= N:
+        raise bad(f"rated_indices refers to item {int(indices.max())} of {N}")
+    for stem, a in arrays.items():
+        if stem.endswith("curve") and (a.ndim != 1 or a.dtype.kind != "f"):
+            raise bad(f"{stem} has dtype {a.dtype} and shape {a.shape}")
 
 
 # -- checkpoints -------------------------------------------------------------------------------
