@@ -13,9 +13,12 @@ user factors live on one worker for the whole fit:
 Per iteration the traffic is ``n_blocks * (items touched) * (K+2)^2`` numbers up and
 ``n_blocks * n_items * (K+1)`` down: it does not grow with the number of users or ratings.
 
-Ids are encoded by a distributed sort (Dask ``set_index``) into contiguous indices in sorted
-id order, the order a single-machine fit uses, and the default initial factors are drawn per
-id from a counter-based hash, so the result does not depend on the number of blocks. State
+Ids are encoded against their sorted unique values (gathered on the client, one array per
+side) into contiguous indices in sorted id order, the order a single-machine fit uses; each
+input partition is cut into its share of every user block, so any partitioning of the input
+(a Parquet directory of many files, a multi-partition dask or pandas frame) gives the same
+blocks. The default initial factors are drawn per id from a counter-based hash, so the result
+does not depend on the number of blocks either. State
 is checkpointed every few iterations; the checkpoint also cuts the task graph's lineage, so
 it stays bounded however long the fit runs, and a lost worker is recomputed from at most
 ``checkpoint_every`` iterations of lineage.
@@ -119,19 +122,28 @@ class _Config:
         return mu, reg, reg_bias
 
 
-def _build_block(frame, lo: int, hi: int, n_items: int, dtype: str) -> _Block:
-    """The block's CSR/CSC from its share of the encoded ratings (a pandas frame)."""
-    u = frame["_u"].to_numpy(np.int64) - lo
-    i = frame["_i"].to_numpy(np.int64)
-    r = frame["_r"].to_numpy(np.float64)
-    user_ids = (frame.groupby("_u")["_uid"].first().sort_index().to_numpy()
-                if len(frame) else np.zeros(0))
+def _split_partition(part, users: np.ndarray, items: np.ndarray, bounds: np.ndarray) -> list:
+    """One input partition, encoded (sorted-id indices) and cut by user block:
+    ``[(user index, item index, rating) for each block]``."""
+    u = np.searchsorted(users, part["_uid"].to_numpy()).astype(np.int64)
+    i = np.searchsorted(items, part["_iid"].to_numpy()).astype(np.int64)
+    r = part["_r"].to_numpy(np.float64)
+    block = np.searchsorted(bounds, u, side="right") - 1
+    return [(u[block == k], i[block == k], r[block == k]) for k in range(len(bounds) - 1)]
+
+
+def _build_block(pieces: list, lo: int, hi: int, user_ids: np.ndarray, n_items: int,
+                 dtype: str) -> _Block:
+    """The block's CSR/CSC from its share of every partition."""
+    u = np.concatenate([p[0] for p in pieces]) - lo
+    i = np.concatenate([p[1] for p in pieces])
+    r = np.concatenate([p[2] for p in pieces])
     n_users = hi - lo
     local = Ratings._from_indices(u, i, r, np.arange(n_users), np.arange(n_items))
     csr = local.to_csr(dtype)
     csc = local.to_csc(dtype)
     touched = np.flatnonzero(np.diff(csc[0]) > 0)
-    return _Block(lo, hi, user_ids, csr, csc, row_order(np.diff(csr[0])), touched)
+    return _Block(lo, hi, np.asarray(user_ids), csr, csc, row_order(np.diff(csr[0])), touched)
 
 
 def _init_state(block: _Block, K: int, seed: int, dtype: str, given: np.ndarray | None):
@@ -353,31 +365,29 @@ def fit(
     bad = int((~np.isfinite(frame["_r"].astype("float64"))).sum().compute())
     if bad:
         raise ValueError(f"{bad} rating(s) are not finite numbers")
+    missing = client.compute([frame["_uid"].isna().sum(), frame["_iid"].isna().sum()])
+    for side, count in zip(("user", "item"), client.gather(missing)):
+        if int(count):
+            raise ValueError(f"{int(count)} rating(s) have a missing {side} id (NaN or None)")
+    # Ids are encoded against their sorted unique values, gathered on the client (one array
+    # per side, the size of the id space): no distributed sort, so nothing depends on how
+    # the input is partitioned -- files, dask partitions or pandas chunks alike.
     items = np.sort(frame["_iid"].unique().compute().to_numpy())
-    users = frame[["_uid"]].drop_duplicates().set_index("_uid", sort=True)
-    sizes = users.map_partitions(len).compute().to_numpy()
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    M, N = int(offsets[-1]), len(items)
+    users = np.sort(frame["_uid"].unique().compute().to_numpy())
+    M, N = len(users), len(items)
     if M == 0:
         raise ValueError("cannot fit on an empty rating set (0 ratings)")
-
-    def number(part, partition_info=None):
-        start = offsets[partition_info["number"]] if partition_info else 0
-        return part.assign(_u=np.arange(start, start + len(part), dtype=np.int64))
-
-    user_map = users.map_partitions(number, meta=users._meta.assign(_u=np.int64(0)))
-    encoded = frame.merge(user_map, left_on="_uid", right_index=True, how="inner")
-    encoded = encoded.assign(_i=encoded["_iid"].map_partitions(
-        lambda s: np.searchsorted(items, s.to_numpy()), meta=("_i", "i8")))
     bounds = np.linspace(0, M, min(n_blocks, M) + 1).round().astype(np.int64)
     n_blocks = len(bounds) - 1
-    encoded = encoded.assign(_blk=encoded["_u"].map_partitions(
-        lambda s: np.searchsorted(bounds, s.to_numpy(), side="right") - 1, meta=("_blk", "i8")))
-    divisions = list(range(n_blocks)) + [n_blocks - 1]
-    by_block = encoded.set_index("_blk", divisions=divisions)
-    parts = by_block.to_delayed()
+    ids_f = client.scatter([users, items], broadcast=True)
+    # Each partition is encoded and cut into its share of every user block; each block then
+    # gathers its shares: the data moves once, with no shuffle.
+    pieces = [dask.delayed(_split_partition)(part, ids_f[0], ids_f[1], bounds)
+              for part in frame.to_delayed()]
     built = client.compute([
-        dask.delayed(_build_block)(parts[k], int(bounds[k]), int(bounds[k + 1]), N, dtype)
+        dask.delayed(_build_block)([piece[k] for piece in pieces], int(bounds[k]),
+                                   int(bounds[k + 1]), users[bounds[k]:bounds[k + 1]], N,
+                                   dtype)
         for k in range(n_blocks)
     ])
     totals = client.compute(dask.delayed(lambda *t: t)(

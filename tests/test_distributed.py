@@ -93,8 +93,17 @@ def test_checkpoint_then_resume_gives_the_same_factors(client, data, tmp_path):
         fdist.fit(client, path, BiasedALS(**{**PARAMS, "reg": 0.3}), checkpoint_dir=ck)
 
 
-def test_a_killed_worker_mid_fit_gives_the_same_result(client, data, tmp_path):
+@pytest.mark.parametrize("files", [1, 3])
+def test_a_killed_worker_mid_fit_gives_the_same_result(client, data, tmp_path, files):
     path, _ = data
+    if files > 1:  # a Parquet directory, the usual input of a distributed job
+        frame = pd.read_parquet(path)
+        folder = tmp_path / "pq"
+        folder.mkdir()
+        cuts = np.linspace(0, len(frame), files + 1).astype(int)
+        for k in range(files):
+            frame.iloc[cuts[k]:cuts[k + 1]].to_parquet(folder / f"part-{k}.parquet")
+        path = str(folder)
     want = fdist.fit(client, path, BiasedALS(**PARAMS), checkpoint_dir=tmp_path / "w")
     victim = sorted(client.scheduler_info()["workers"])[0]
 
@@ -134,3 +143,43 @@ def test_seeded_factors_are_a_function_of_the_id_alone():
     assert abs(a.std() * 4 - 1) < 0.8  # N(0, 1) / K, roughly
     s = fdist.seeded_factors(np.array(["x", "y"], dtype=object), 2, 1, np.float32)
     assert s.dtype == np.float32 and not np.array_equal(s[0], s[1])
+
+
+@pytest.mark.parametrize("layout", ["parquet-4-files-uneven", "pandas-3-partitions"])
+def test_multi_partition_inputs_equal_the_single_machine_fit(client, data, tmp_path, layout):
+    # issue 14: a 2-file Parquet directory raised "user index 400 ... is outside 0..399",
+    # 3-4 files or a pandas frame hung in the distributed sort
+    path, local = data
+    frame = pd.read_parquet(path)
+    if layout.startswith("parquet"):
+        cuts = [0, 37, 400, 420, len(frame)]  # uneven files, users split across them
+        folder = tmp_path / "pq"
+        folder.mkdir()
+        for k in range(4):
+            frame.iloc[cuts[k]:cuts[k + 1]].to_parquet(folder / f"part-{k}.parquet")
+        source = str(folder)
+    else:
+        source = frame.sample(frac=1.0, random_state=0)  # rows in no particular order
+    U0, V0 = _starts(local)
+    model = BiasedALS(**PARAMS)
+    want = BiasedALS(**PARAMS).fit(local, init_user_factors=U0, init_item_factors=V0)
+    got = fdist.fit(client, source, model, n_blocks=3, init_user_factors=U0,
+                    init_item_factors=V0, checkpoint_dir=tmp_path / "ck")
+    _close(got, want)
+
+
+def test_missing_ids_and_bad_block_settings_are_refused(client, data, tmp_path):
+    path, _ = data
+    frame = pd.read_parquet(path)
+    frame.loc[3, "item"] = np.nan
+    with pytest.raises(ValueError, match="1 rating\\(s\\) have a missing item id"):
+        fdist.fit(client, frame, BiasedALS(**PARAMS), checkpoint_dir=tmp_path / "a")
+    for kwargs in ({"checkpoint_every": 0}, {"n_blocks": -1}):
+        with pytest.raises(ValueError, match="must be a positive int"):
+            fdist.fit(client, path, BiasedALS(**PARAMS), **kwargs)
+
+
+def test_the_default_checkpoint_folder_is_removed(client, data):
+    path, _ = data
+    got = fdist.fit(client, path, BiasedALS(**{**PARAMS, "n_iter": 2}))
+    assert got.distributed_info_["checkpoint_dir"] is None
