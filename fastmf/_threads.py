@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import threading
 from collections.abc import Iterator
 
 import numba
@@ -31,10 +32,37 @@ def thread_limits(n_jobs: int | None) -> Iterator[int]:
     the block raises.
     """
     n = resolve_n_jobs(n_jobs)
-    previous = numba.get_num_threads()
+    previous = numba.get_num_threads()  # thread-local in numba
     numba.set_num_threads(n)
     try:
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _blas_pinned():
             yield n
     finally:
         numba.set_num_threads(previous)
+
+
+_LOCK = threading.Lock()
+_PINNED = {"depth": 0, "limiter": None}
+
+
+@contextlib.contextmanager
+def _blas_pinned() -> Iterator[None]:
+    """BLAS at one thread while any fit runs, restored when the last one ends.
+
+    BLAS's thread count is process-wide: with a limiter per fit, two fits in two threads
+    restored each other's settings in the wrong order and left BLAS at one thread for
+    good (issue 14). One shared limiter, entered by the first fit and left by the last,
+    restores the setting the process had.
+    """
+    with _LOCK:
+        if _PINNED["depth"] == 0:
+            _PINNED["limiter"] = threadpool_limits(limits=1, user_api="blas")
+        _PINNED["depth"] += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _PINNED["depth"] -= 1
+            if _PINNED["depth"] == 0:
+                _PINNED["limiter"].restore_original_limits()
+                _PINNED["limiter"] = None

@@ -629,8 +629,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `fastmf recommend ... | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (FileNotFoundError, IsADirectoryError, PermissionError, ValueError, KeyError,
-            TypeError, FloatingPointError, ImportError) as exc:  # ModelFileError is a ValueError
+    except (OSError, ValueError, KeyError, TypeError, FloatingPointError,
+            ImportError) as exc:  # ModelFileError is a ValueError; OSError: disk full, ...
         if os.environ.get("FASTMF_DEBUG"):
             raise
         msg = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)

@@ -102,17 +102,31 @@ def read_ratings(
             f"{path}, line {k + first_line + 1}: rating {frame[rcol].iloc[k]!r} is not a "
             f"finite number ({int(bad.sum())} bad line(s) in all)"
         )
-    users = frame[ucol].to_numpy()
-    items = frame[icol].to_numpy()
+    users, items = frame[ucol], frame[icol]
     for name, ids in (("user", users), ("item", items)):
-        missing = pd.isna(ids)
+        missing = pd.isna(ids.to_numpy())
         if missing.any():
             k = int(np.flatnonzero(missing)[0])
             raise ValueError(f"{path}, line {k + first_line + 1}: missing {name} id")
+    users, items = _ids_from_text(users), _ids_from_text(items)
     try:
         return Ratings(users, items, rating, duplicates=duplicates)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+def _ids_from_text(column) -> np.ndarray:
+    """A text column of ids as integers when every value is written as one canonically
+    (``7``, ``-3``; not ``007`` or ``7.0``), else as the strings themselves -- so ids that
+    differ as text never merge (issue 14: users ``007`` and ``7`` were one user)."""
+    if column.dtype.kind in "iu":  # Parquet: already typed
+        return column.to_numpy()
+    if column.dtype.kind != "O" and str(column.dtype) not in ("string", "str"):
+        return column.to_numpy()
+    text = column.astype(str).str.strip()
+    if text.str.fullmatch(r"-?(0|[1-9][0-9]{0,17})").all():
+        return text.astype(np.int64).to_numpy()
+    return text.to_numpy(dtype=object)
 
 
 def _open_text(path: Path, encoding: str):
@@ -175,9 +189,10 @@ def _read_text(path: Path, format: str, sep: str | None, header: bool | None):
         fields = [f.strip().strip('"') for f in line.rstrip("\r\n").split(sep)]
         header = len(fields) >= 3 and not _is_number(fields[2])  # a rating column is numeric
     try:
+        # Every field as text: ids are decided below, so "007" and "7" stay two users
         frame = pd.read_csv(
             path, sep=sep, header=0 if header else None, engine="python" if len(sep) > 1 else "c",
-            encoding=encoding, skipinitialspace=True,
+            encoding=encoding, skipinitialspace=True, dtype=str,
             compression="gzip" if path.suffix == ".gz" else None,
         )
     except pd.errors.EmptyDataError:

@@ -296,7 +296,19 @@ def _as_id_array(ids, kind: str) -> np.ndarray:
             raise ValueError(
                 f"{kind} ids must be integers or labels; row {k} has {show(arr[k])}"
             )
+        # beyond 2**53 a float no longer holds every integer (and beyond 2**63 the cast to
+        # int64 wraps): -1e19 and 1e19 became one user
+        big = np.abs(arr) > 2.0**53
+        if big.any():
+            k = int(np.flatnonzero(big)[0])
+            raise ValueError(f"{kind} id {show(arr[k])} at row {k} is a float beyond 2**53, "
+                             "which cannot name an integer exactly; pass integer or string ids")
         arr = arr.astype(np.int64)
+    if arr.dtype.kind in "mM":
+        nat = np.isnat(arr)
+        if nat.any():
+            k = int(np.flatnonzero(nat)[0])
+            raise ValueError(f"{kind} id missing at row {k}: NaT")
     if arr.dtype.kind == "O":
         for k, v in enumerate(arr):
             if v is None or (isinstance(v, float) and not np.isfinite(v)):

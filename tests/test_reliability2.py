@@ -196,3 +196,92 @@ def test_temporary_names_of_checkpoints_are_unique_per_write(tmp_path):
     BiasedALS(2, n_iter=3, random_state=0).fit(r, checkpoint=ck, checkpoint_every=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.ckpt"]
     assert os.path.getsize(ck) > 0
+
+
+def test_float_ids_beyond_2_to_53_are_refused_not_merged():
+    # -1e19 and 1e19 both became int64-min: two users merged, only a RuntimeWarning
+    with pytest.raises(ValueError, match="beyond 2\\*\\*53"):
+        Ratings(np.array([-1e19, 1e19]), [1, 2], [3.0, 4.0])
+
+
+def test_nat_ids_are_refused():
+    users = np.array(["2024-01-01", "NaT"], dtype="datetime64[D]")
+    with pytest.raises(ValueError, match="user id missing at row 1: NaT"):
+        Ratings(users, [1, 2], [3.0, 4.0])
+
+
+def test_text_ids_that_differ_as_text_stay_apart(tmp_path):
+    # a CSV with user ids 007 and 7 merged them into one user
+    path = tmp_path / "r.csv"
+    path.write_text("user,item,rating\n007,1,4\n7,1,5\n")
+    r = fastmf.read_ratings(path)
+    assert sorted(r.user_ids) == ["007", "7"] and r.nnz == 2
+    path.write_text("user,item,rating\n7,1,4\n8,1,5\n")
+    assert fastmf.read_ratings(path).user_ids.dtype == np.int64
+
+
+def test_cli_on_a_read_only_folder_is_one_error_line_and_leaves_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes through read-only permissions")
+    r = awkward_ratings()
+    data = tmp_path / "r.csv"
+    r.to_dataframe().to_csv(data, index=False)
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o500)
+    proc = subprocess.run([sys.executable, "-m", "fastmf.cli", "fit", str(data), "-o",
+                           str(out / "m.npz")], capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_a_save_that_fails_midway_leaves_no_temporary_file(tmp_path, monkeypatch):
+    # a full disk: the write raises OSError; the .tmp file used to stay behind
+    model = BiasedALS(2, n_iter=1, random_state=0).fit(awkward_ratings())
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    with pytest.raises(OSError, match="No space left"):
+        model.save(tmp_path / "m.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_concurrent_fits_in_threads_restore_blas_threads():
+    # 3 of 5 runs left OpenBLAS at one thread for the whole process
+    from threadpoolctl import threadpool_info
+
+    def blas():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas()
+    r = awkward_ratings()
+    for _ in range(5):
+        threads = [threading.Thread(target=lambda: BiasedALS(2, n_iter=3).fit(r))
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert blas() == before
+
+
+def test_import_and_fit_work_when_home_and_the_package_are_not_writable(tmp_path):
+    # "cannot cache function '_cholesky_solve'" for a user who cannot write either
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR",
+                                                            "FASTMF_CACHE_DIR")}
+    env.update(HOME=str(tmp_path / "nonexistent" / "home"), XDG_CACHE_HOME="/proc/nope",
+               TMPDIR=str(tmp_path))
+    code = ("import fastmf; m = fastmf.BiasedALS(2, n_iter=1).fit(fastmf.make_ratings(20, 10,"
+            " 50)[0]); from fastmf.kernels import _cache; print(_cache._CHOSEN)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert str(tmp_path) in proc.stdout  # fell back to the temporary directory
