@@ -136,7 +136,8 @@ def check_half_step(failed: int, F: np.ndarray, bias: np.ndarray, it: int, side:
     if failed:
         raise FloatingPointError(
             f"iteration {it + 1}, {side} half-step: {failed} {side} system(s) not positive "
-            "definite (reg=0 with fewer ratings than factors?); increase reg"
+            "definite, even Jacobi-scaled (reg=0 with fewer ratings than factors?); increase "
+            "reg"
         )
     if not (np.isfinite(F).all() and np.isfinite(bias).all()):
         raise FloatingPointError(

@@ -180,6 +180,9 @@ def load(path: str | os.PathLike) -> Any:
         raise ModelFileError(f"{path}: corrupted model file ({exc})") from None
     except MemoryError:
         raise ModelFileError(f"{path}: an array's declared size is absurd") from None
+    except Exception as exc:  # noqa: BLE001 - any other failure to parse is a bad file
+        raise ModelFileError(f"{path}: unreadable model file ({type(exc).__name__}: {exc})"
+                             ) from None
 
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a fastmf model file")

@@ -285,3 +285,19 @@ def test_import_and_fit_work_when_home_and_the_package_are_not_writable(tmp_path
                           env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert str(tmp_path) in proc.stdout  # fell back to the temporary directory
+
+
+@pytest.mark.parametrize("scale", [1e4, 1e5, 1e6])
+def test_float32_joint_solves_work_at_large_rating_scales(scale):
+    # prices, seconds, counts: "not positive definite ... increase reg" with reg = 0.1
+    base, _ = fastmf.make_ratings(300, 200, 8000, random_state=0, rating_scale=(1, 5))
+    big = Ratings(base.user_ids[base.user_index], base.item_ids[base.item_index],
+                  base.values * scale)
+    m32 = BiasedALS(6, n_iter=6, random_state=0).fit(big)
+    m64 = BiasedALS(6, n_iter=6, dtype="float64", random_state=0).fit(big)
+    assert m32.loss_curve_[-1] == pytest.approx(m64.loss_curve_[-1], rel=1e-3)
+
+
+def test_a_reg_that_overflows_float32_is_named_as_such():
+    with pytest.raises(ValueError, match="reg=1e\\+39 does not fit in float32"):
+        BiasedALS(2, reg=1e39).fit(awkward_ratings())

@@ -35,7 +35,7 @@ _CG_RESIDENT = 1 << 15
 
 
 @njit(cache=True, fastmath=_FASTMATH_REDUCE)
-def _cholesky_solve(G, D, x):
+def _cholesky_solve(G, D, x, tol_factor=1.0):
     """Solve the SPD system ``G[:D, :D] x = G[D, :D]`` in place (``G`` symmetric, full).
 
     Left-looking Cholesky ``A = L L^T`` written over the lower triangle: every entry is a dot
@@ -54,7 +54,7 @@ def _cholesky_solve(G, D, x):
     biggest = G.dtype.type(0.0)
     for j in range(D):
         biggest = max(biggest, G[j, j])
-    tol = np.finfo(G.dtype).eps * biggest
+    tol = np.finfo(G.dtype).eps * biggest * tol_factor
     for j in range(D):
         s = G[j, j]
         for k in range(j):
@@ -80,6 +80,34 @@ def _cholesky_solve(G, D, x):
             s -= G[k, i] * x[k]
         x[i] = s / G[i, i]
     return True
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _cholesky_solve_scaled(G, D, x):
+    """:func:`_cholesky_solve` of the Jacobi-scaled system ``(S G S) y = S rhs``, ``x = S y``
+    with ``S = diag(G)^-1/2``: every diagonal entry becomes 1, so coordinates of very
+    different magnitude (factors of ratings in the 1e5 range next to a bias coordinate of
+    order n) no longer make a pivot fall under the precision of the largest one. Used as a
+    retry when the plain factorization fails (float32 on large rating scales, issue 14).
+    """
+    one = G.dtype.type(1.0)
+    for j in range(D):
+        if not G[j, j] > 0.0:  # also catches NaN
+            return False
+        G[j, D] = one / np.sqrt(G[j, j])  # the unused upper half of the rhs column
+    for i in range(D):
+        si = G[i, D]
+        for j in range(i):
+            G[i, j] *= si * G[j, D]
+        G[i, i] = one
+        G[D, i] *= si
+    # After scaling, a singular system's pivots come out as rounding noise of a few D * eps
+    # rather than 0: demand more than that.
+    ok = _cholesky_solve(G, D, x, 10.0 * D)
+    if ok:
+        for j in range(D):
+            x[j] *= G[j, D]
+    return ok
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -114,7 +142,8 @@ def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current, S, x):
+def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current, S, x,
+                     scaled=False):
     """Exact block update of one row from its ``(K+2)^2`` statistics ``G`` (see _gather_gram).
 
     ``joint``: ``(u, b)`` from ``(G[:K+1, :K+1] + diag(lam, .., lam, lam_b)) [u; b] =
@@ -133,7 +162,7 @@ def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current,
         for k in range(K):
             G[k, k] += lam
         G[K, K] += lam_b
-        ok = _cholesky_solve(G, K + 1, x)
+        ok = _cholesky_solve_scaled(G, K + 1, x) if scaled else _cholesky_solve(G, K + 1, x)
         return ok, x[K]
     s = G[K, K + 1]
     for k in range(K):
@@ -144,7 +173,7 @@ def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current,
             S[a, c] = G[a, c]
         S[a, a] += lam
         S[K, a] = G[K + 1, a] - b * G[K, a]
-    ok = _cholesky_solve(S, K, x)
+    ok = _cholesky_solve_scaled(S, K, x) if scaled else _cholesky_solve(S, K, x)
     return ok, b
 
 
@@ -234,6 +263,11 @@ def solve_rows(
             _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T)
             ok, b = _solve_from_gram(G, indptr[row + 1] - indptr[row], reg, reg_bias,
                                      count_reg, count_bias, joint, factors[row], S, x)
+            if not ok:  # retry Jacobi-scaled (the plain pass keeps the common case's bits)
+                _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T)
+                ok, b = _solve_from_gram(G, indptr[row + 1] - indptr[row], reg, reg_bias,
+                                         count_reg, count_bias, joint, factors[row], S, x,
+                                         True)
             _write_row(ok, b, x, row, factors, bias)
             if not ok:
                 failed[task] += 1
@@ -289,6 +323,10 @@ def solve_normal_equations(
             G[:, :] = stats[r]
             ok, b = _solve_from_gram(G, counts[r], reg, reg_bias, count_reg, count_bias, joint,
                                      factors[r], S, x)
+            if not ok:  # retry Jacobi-scaled, as solve_rows does
+                G[:, :] = stats[r]
+                ok, b = _solve_from_gram(G, counts[r], reg, reg_bias, count_reg, count_bias,
+                                         joint, factors[r], S, x, True)
             _write_row(ok, b, x, r, factors, bias)
             if not ok:
                 failed[task] += 1
