@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from fastmf._params import Param, positive_int, validate
-from fastmf.kernels import predict_pairs, top_n
+from fastmf.kernels import loss_rows, predict_pairs, top_n
 from fastmf.ratings import Ratings, as_ratings, id_kind, lookup, show
 
 Unseen = Literal["bias", "nan", "raise"]
@@ -275,16 +275,14 @@ class FactorModel:
             return pred
         return np.clip(pred, lo_hi[0], lo_hi[1]).astype(pred.dtype, copy=False)
 
-    def _set_residual_std(self, ratings: Ratings) -> None:
+    def _set_residual_std(self, csr: tuple) -> None:
         """``residual_std_``: the RMSE of the fitted model on its training ratings (the
-        ``sigma`` of ``rank_by="liked"``)."""
-        pred = predict_at(*self._training_pairs(ratings), self.user_factors_, self.user_bias_,
-                          self.item_factors_, self.item_bias_, self.global_mean_)
-        self.residual_std_ = float(np.sqrt(np.mean((pred - ratings.values) ** 2)))
-
-    @staticmethod
-    def _training_pairs(ratings: Ratings):
-        return ratings.user_index.astype(np.int64), ratings.item_index.astype(np.int64)
+        ``sigma`` of ``rank_by="liked"``), from the fit's CSR arrays by the loss kernel (no
+        per-rating temporaries)."""
+        t = self.user_factors_.dtype.type
+        sse = loss_rows(*csr, self.user_factors_, self.user_bias_, self.item_factors_,
+                        self.item_bias_, t(self.global_mean_), t(0), t(0), False, False)
+        self.residual_std_ = float(np.sqrt(sse / max(len(csr[1]), 1)))
 
     def _check_training(self, ratings: Ratings) -> None:
         """Refuse an empty training set; warn when ratings are all equal, which gives a
@@ -542,12 +540,12 @@ def _similar(F: np.ndarray, ids: np.ndarray, counts: np.ndarray, query: Any, n: 
     return ids[out_index[0]], out_score[0].astype(F.dtype)
 
 
-def data_fingerprint(csr: tuple, ratings: Ratings) -> str:
+def data_fingerprint(csr: tuple, user_ids: np.ndarray, item_ids: np.ndarray) -> str:
     """SHA-256 of the training data as the kernels see it, ids included."""
     h = hashlib.sha256()
     for a in csr:
         h.update(np.ascontiguousarray(a).tobytes())
-    for ids in (ratings.user_ids, ratings.item_ids):
+    for ids in (user_ids, item_ids):
         if ids.dtype == object:
             h.update("\x00".join(map(repr, ids)).encode())
         else:

@@ -197,7 +197,7 @@ class BayesianALS(FactorModel):
         val = None if validation is None else self._validation_pairs(validation, ratings)
         trainer = _GibbsTrainer(self, ratings, cfg, val)
         train(self, trainer, n_jobs=self.n_jobs, verbose=self.verbose, callback=callback)
-        self._set_residual_std(ratings)
+        self._set_residual_std(trainer.csr)
         return self
 
     # -- helpers ----------------------------------------------------------------------------

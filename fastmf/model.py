@@ -262,6 +262,11 @@ class BiasedALS(FactorModel):
             checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
         problem = ALSProblem(ratings, config)
         M, N = ratings.shape
+        user_ids, item_ids = ratings.user_ids, ratings.item_ids
+        rating_range = (ratings.values.min(), ratings.values.max())
+        # The triples are not needed once compressed: a DataFrame's or matrix's conversion is
+        # freed here (a Ratings the caller passed stays theirs).
+        del ratings, X
         rng_u, rng_v = init_rngs(self.random_state)
         U = initial_factors(init_user_factors, M, K, dt, problem.user_counts,
                             "init_user_factors", rng_u)
@@ -271,21 +276,22 @@ class BiasedALS(FactorModel):
         c = np.zeros(N, dtype=dt)
         # The model is fitted from here on: callbacks may predict with it between iterations.
         self._set_fitted(
-            user_ids=ratings.user_ids, item_ids=ratings.item_ids, user_factors=U,
+            user_ids=user_ids, item_ids=item_ids, user_factors=U,
             item_factors=V, user_bias=b, item_bias=c, user_counts=problem.user_counts,
             item_counts=problem.item_counts, rated_indptr=problem.csr[0],
             rated_indices=problem.csr[1], global_mean=problem.global_mean,
-            rating_range=(ratings.values.min(), ratings.values.max()),
+            rating_range=rating_range,
         )
         store = None
         if checkpoint is not None:
-            store = LocalCheckpoint(checkpoint, data_fingerprint(problem.csr, ratings),
+            store = LocalCheckpoint(checkpoint, data_fingerprint(problem.csr, user_ids,
+                                                                 item_ids),
                                     self._resume_params(), resume)
         trainer = _ALSTrainer(self, problem, config, val)
         train(self, trainer, n_jobs=self.n_jobs, verbose=self.verbose, callback=callback,
               early_stopping_rounds=early_stopping_rounds, checkpoint=store,
               checkpoint_every=checkpoint_every)
-        self._set_residual_std(ratings)
+        self._set_residual_std(problem.csr)
         return self
 
     # -- fitted-model operations ------------------------------------------------------------

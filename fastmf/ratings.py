@@ -122,7 +122,7 @@ class Ratings:
         self.user_ids = user_ids
         self.item_ids = item_ids
         self.user_index, self.item_index, self.values = _canonical(
-            np.asarray(uidx, dtype=np.int64), np.asarray(iidx, dtype=np.int64),
+            _as_index(uidx), _as_index(iidx),
             _as_rating_array(values), duplicates, user_ids, item_ids,
         )
         return self
@@ -236,12 +236,17 @@ class Ratings:
         return _compress(self.user_index, self.item_index, self.values, self.n_users, dtype)
 
     def to_csc(self, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(indptr int64, indices int32, data dtype)`` of the items x users matrix."""
-        order = np.lexsort((self.user_index, self.item_index))
-        return _compress(
-            self.item_index[order], self.user_index[order], self.values[order],
-            self.n_items, dtype,
-        )
+        """``(indptr int64, indices int32, data dtype)`` of the items x users matrix.
+
+        A counting-sort transpose of the CSR (scipy's ``tocsc``, linear, no ``nnz``-sized
+        sort permutation): users come out ascending within each item, as a sort would give.
+        """
+        import scipy.sparse as sp
+
+        indptr, indices, data = self.to_csr(dtype)
+        csc = sp.csr_array((data, indices, indptr), shape=self.shape).tocsc()
+        return (csc.indptr.astype(np.int64), np.ascontiguousarray(csc.indices, dtype=np.int32),
+                np.ascontiguousarray(csc.data, dtype=dtype))
 
     def to_dataframe(self) -> Any:
         """The ratings as a pandas DataFrame with ``user``, ``item``, ``rating`` columns, in
@@ -344,10 +349,38 @@ def _as_rating_array(ratings) -> np.ndarray:
     return values
 
 
+def _as_index(idx) -> np.ndarray:
+    """Integer indices as given (no widening copy of an int32 array), others as int64."""
+    arr = np.asarray(idx)
+    return arr if arr.dtype.kind in "iu" else arr.astype(np.int64)
+
+
+def _dense_integer_encode(ids: np.ndarray):
+    """Sorted unique ids and each id's index, by a presence table over the ids' range --
+    no sort, and an int32 index: for integer ids whose range is not much larger than their
+    count (user and item numbers usually are), what ``np.unique`` does with several
+    ``nnz``-sized int64 temporaries. None when the ids are not such integers."""
+    if ids.dtype.kind not in "iu" or len(ids) == 0:
+        return None
+    lo, hi = int(ids.min()), int(ids.max())
+    span = hi - lo + 1
+    if span > max(4 * len(ids), 1 << 20):
+        return None
+    present = np.zeros(span, dtype=bool)
+    present[ids - lo] = True
+    position = np.cumsum(present, dtype=np.int64) - 1
+    uniq = (np.flatnonzero(present) + lo).astype(ids.dtype)
+    index = position[ids - lo]
+    return uniq, index.astype(np.int32 if len(uniq) < 2**31 else np.int64)
+
+
 def _encode(ids: np.ndarray, universe, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique ids and the index of each given id in them."""
     try:
         if universe is None:
+            dense = _dense_integer_encode(ids)
+            if dense is not None:
+                return dense
             uniq, inverse = np.unique(ids, return_inverse=True)
             return uniq, inverse.astype(np.int64).ravel()
         given = np.asarray(universe)
@@ -376,8 +409,11 @@ def _canonical(uidx, iidx, values, duplicates, user_ids, item_ids):
             raise ValueError(f"{kind} index {show(idx[k])} at row {k} is outside 0..{n - 1}")
     if max(M, N) > np.iinfo(np.int32).max:
         raise ValueError(f"at most 2**31-1 users and items are supported, got {M} x {N}")
+    # int32 before sorting: the permuted copies are half the size
+    uidx, iidx = uidx.astype(np.int32, copy=False), iidx.astype(np.int32, copy=False)
     order = np.lexsort((iidx, uidx))
     u, i, v = uidx[order], iidx[order], values[order]
+    del order
     dup = (u[1:] == u[:-1]) & (i[1:] == i[:-1])
     if dup.any():
         if duplicates == "raise":
