@@ -230,12 +230,19 @@ class _GibbsTrainer(Trainer):
         self.model, self.cfg, self.val = model, cfg, val
         self.has_validation = val is not None
         self.total = cfg["burn_in"] + S * cfg["thin"]
-        self.csr, self.csc = ratings.to_csr(dt), ratings.to_csc(dt)
+        # The hyperpriors (Wishart(I), Gamma(1, 1)) have unit scale: ratings of magnitude 1e-3
+        # or 1e4 sample badly under them (issue 14: ratings x 0.001 did worse than biases
+        # only). The chain runs on ratings / s, s the power of two nearest their standard
+        # deviation -- exact in floating point, and s = 1 (bit for bit the same chain) for
+        # star ratings; everything reported is scaled back.
+        self.s = s = _unit_scale(ratings.values)
+        self.csr, self.csc = (_scaled(ratings.to_csr(dt), s), _scaled(ratings.to_csc(dt), s))
         user_counts, item_counts = np.diff(self.csr[0]), np.diff(self.csc[0])
         self.user_order, self.item_order = row_order(user_counts), row_order(item_counts)
         M, N = ratings.shape
         self.nnz = ratings.nnz
-        self.mu = mu = float(np.mean(ratings.values))
+        mu = float(np.mean(ratings.values))
+        self.mu = mu / s  # the chain's offset, in scaled units
         rng_u, rng_v = init_rngs(cfg["random_state"])
         self.rng = rng_u  # the chain's own draws follow the start's on the user stream
         self.U = (rng_u.standard_normal((M, K)) / K).astype(dt)
@@ -247,8 +254,8 @@ class _GibbsTrainer(Trainer):
         # Start alpha at its conditional mean given the global-mean-only start (residuals =
         # deviations from mu): about 1 / variance, bounded by the Gamma(1, 1) prior when the
         # ratings are (nearly) constant, where 1 / variance would overflow the systems.
-        sse0 = float(np.sum((ratings.values - mu) ** 2))
-        self.alpha = (cfg["alpha"] if cfg["alpha"] is not None
+        sse0 = float(np.sum(((ratings.values - mu) / s) ** 2))
+        self.alpha = (cfg["alpha"] * s * s if cfg["alpha"] is not None
                       else (1 + ratings.nnz / 2) / (1 + sse0 / 2))
         self.kept_U = np.zeros((M, S, K), dtype=dt)
         self.kept_V = np.zeros((N, S, K), dtype=dt)
@@ -291,13 +298,14 @@ class _GibbsTrainer(Trainer):
             self.kept += 1
         if self.val is not None:
             ui, ii, truth = self.val
-            pred = predict_at(ui, ii, U, b, V, c, self.mu)
+            pred = predict_at(ui, ii, U, b, V, c, self.mu) * self.s
             if keep:
                 self.val_sum += pred
             if self.kept:
                 pred = self.val_sum / self.kept
             self.val_rmse = float(np.sqrt(np.mean((pred - truth) ** 2)))
-        return {"rmse": math.sqrt(sse / self.nnz), "noise_precision": float(self.alpha)}
+        return {"rmse": math.sqrt(sse / self.nnz) * self.s,
+                "noise_precision": float(self.alpha) / (self.s * self.s)}
 
     def validation_rmse(self) -> float | None:
         return self.val_rmse
@@ -315,7 +323,7 @@ class _GibbsTrainer(Trainer):
         if not kept:
             return
         model = self.model
-        scale = self.kept_U.dtype.type(1.0 / math.sqrt(kept))
+        scale = self.kept_U.dtype.type(math.sqrt(self.s) / math.sqrt(kept))
         # (rows, samples, K) -> (rows, samples * K): a view unless the chain stopped early;
         # scaled in place, so the samples are never held twice.
         U = np.ascontiguousarray(self.kept_U[:, :kept]).reshape(len(self.kept_U), -1)
@@ -323,9 +331,23 @@ class _GibbsTrainer(Trainer):
         U *= scale
         V *= scale
         dt = self.kept_U.dtype
-        model._set_fitted(user_factors=U, item_factors=V, user_bias=(self.sum_b / kept).astype(dt),
-                          item_bias=(self.sum_c / kept).astype(dt), **self.fitted)
+        model._set_fitted(user_factors=U, item_factors=V,
+                          user_bias=(self.sum_b / kept * self.s).astype(dt),
+                          item_bias=(self.sum_c / kept * self.s).astype(dt), **self.fitted)
         model.n_samples_ = kept
+
+
+def _unit_scale(values: np.ndarray) -> float:
+    """The power of two nearest the standard deviation of ``values`` (1.0 if it is 0)."""
+    std = float(np.std(values))
+    if not (np.isfinite(std) and std > 0):
+        return 1.0
+    return float(2.0 ** round(math.log2(std)))
+
+
+def _scaled(arrays: tuple, s: float) -> tuple:
+    indptr, indices, data = arrays
+    return arrays if s == 1.0 else (indptr, indices, (data / data.dtype.type(s)))
 
 
 def sample_prior(

@@ -301,3 +301,25 @@ def test_float32_joint_solves_work_at_large_rating_scales(scale):
 def test_a_reg_that_overflows_float32_is_named_as_such():
     with pytest.raises(ValueError, match="reg=1e\\+39 does not fit in float32"):
         BiasedALS(2, reg=1e39).fit(awkward_ratings())
+
+
+@pytest.mark.parametrize("factor", [0.001, 1000.0])
+def test_bayesian_als_does_not_depend_on_the_rating_scale(factor):
+    # ratings x 0.001: BayesianALS did worse than biases only (0.667 vs 0.566)
+    from fastmf.baseline import BiasOnly
+    from fastmf.model_selection import train_test_split
+
+    r, _ = fastmf.make_ratings(300, 200, 12000, n_factors=3, noise=0.3, random_state=2,
+                               rating_scale=(1, 5))
+    scaled = Ratings(r.user_ids[r.user_index], r.item_ids[r.item_index], r.values * factor)
+
+    def rmse(model, data):
+        train, test = train_test_split(data, 0.2, random_state=0)
+        pred = model.fit(train).predict(test.user_ids[test.user_index],
+                                        test.item_ids[test.item_index])
+        return float(np.sqrt(np.mean((pred - test.values) ** 2)))
+
+    bayes = fastmf.BayesianALS(3, n_samples=20, burn_in=10, dtype="float64", random_state=0)
+    plain = rmse(bayes, r)
+    assert rmse(bayes, scaled) / factor == pytest.approx(plain, rel=0.02)
+    assert rmse(bayes, scaled) < rmse(BiasOnly(), scaled)
