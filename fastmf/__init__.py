@@ -16,6 +16,7 @@ from fastmf._version import __version__
 _NAMES = {
     "BayesianALS": "fastmf.bayes",
     "BiasedALS": "fastmf.model",
+    "BiasedSGD": "fastmf.sgd",
     "ImplicitALS": "fastmf.implicit",
     "ModelFileError": "fastmf.persist",
     "Ratings": "fastmf.ratings",

@@ -8,7 +8,7 @@ from typing import Any
 
 #: The modules that define estimators, imported on the first look-up (so ``import fastmf``
 #: stays cheap). Adding an estimator adds its module here.
-MODULES = ("fastmf.model", "fastmf.bayes", "fastmf.implicit")
+MODULES = ("fastmf.model", "fastmf.bayes", "fastmf.implicit", "fastmf.sgd")
 
 _BY_NAME: dict[str, type] = {}
 _BY_CLASS: dict[str, type] = {}

@@ -296,6 +296,10 @@ class FactorModel:
                 "predict that value and its lists carry no preference. For clicks, plays or "
                 "purchases use ImplicitALS", UserWarning, stacklevel=3)
 
+    def _planned_iterations(self) -> int:
+        """Iterations a fit runs unless stopped early (for progress bars)."""
+        return int(self.n_iter)
+
     def _registry_unit(self, n: int) -> str:
         """``n`` iterations in this estimator's words ("3 iterations", "1 sweep")."""
         return f"{n} {self._unit}" + ("" if n == 1 else "s")

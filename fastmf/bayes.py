@@ -202,6 +202,9 @@ class BayesianALS(FactorModel):
 
     # -- helpers ----------------------------------------------------------------------------
 
+    def _planned_iterations(self) -> int:
+        return int(self.burn_in + self.n_samples * self.thin)
+
     def _progress_postfix(self, train) -> dict[str, str]:
         # not fitted until the last sweep: the sample's own RMSE and noise level
         return {"rmse": f"{self.rmse_curve_[-1]:.4f}",

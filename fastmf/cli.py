@@ -185,8 +185,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with bar:
         model.fit(train, callback=callback)
     bayes = fastmf.BayesianALS(args.factors, random_state=args.seed)
-    bar, callback = _progress(args, bayes.burn_in + bayes.n_samples * bayes.thin, train,
-                              None)
+    bar, callback = _progress(args, bayes._planned_iterations(), train, None)
     with bar:
         bayes.fit(train, callback=callback)
     base = BiasOnly().fit(train)
@@ -332,7 +331,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         fit_kw["validation"] = validation
     model = cls(**params)
     _compile_notice(args)
-    bar, callback = _progress(args, _planned_iterations(model), train, validation)
+    bar, callback = _progress(args, model._planned_iterations(), train, validation)
     try:
         with bar:
             model.fit(train, callback=callback, **fit_kw)
@@ -366,12 +365,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
             + f"\nsaved {path}")
     _emit(args, payload, text)
     return 0
-
-
-def _planned_iterations(model: Any) -> int:
-    if hasattr(model, "burn_in"):
-        return model.burn_in + model.n_samples * model.thin
-    return model.n_iter
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -194,3 +194,16 @@ def implicit_objective(C, P, X, Y, reg):
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
     return float(np.sum(C * (P - X @ Y.T) ** 2) + reg * (np.sum(X**2) + np.sum(Y**2)))
+
+
+def sgd_epoch(order, users, items, data, mu, lr, reg, reg_bias, U, b, V, c):
+    """One SGD epoch, rating by rating in ``order``: ``u += lr (e v - reg u)`` and alike,
+    float64, plain Python loops. Returns new ``(U, b, V, c)``."""
+    U, V = np.array(U, dtype=np.float64), np.array(V, dtype=np.float64)
+    b, c = np.array(b, dtype=np.float64), np.array(c, dtype=np.float64)
+    for q in order:
+        i, j, r = users[q], items[q], data[q]
+        e = r - mu - b[i] - c[j] - U[i] @ V[j]
+        b[i], c[j] = b[i] + lr * (e - reg_bias * b[i]), c[j] + lr * (e - reg_bias * c[j])
+        U[i], V[j] = U[i] + lr * (e * V[j] - reg * U[i]), V[j] + lr * (e * U[i] - reg * V[j])
+    return U, b, V, c

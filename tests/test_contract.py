@@ -17,6 +17,7 @@ FAST = {
     "als": dict(n_factors=3, n_iter=4),
     "bayes": dict(n_factors=2, n_samples=3, burn_in=2),
     "implicit": dict(n_factors=3, n_iter=4),
+    "sgd": dict(n_factors=3, n_epochs=4, n_blocks=3),
 }
 
 ESTIMATORS = registry.estimators()

@@ -16,6 +16,7 @@ with kernel_cache():  # the @njit(cache=True) functions below cache outside the 
     from fastmf.kernels.gibbs import sample_rows
     from fastmf.kernels.implicit import implicit_loss, implicit_rows, implicit_rows_cg
     from fastmf.kernels.objective import loss_rows, objective, penalty_rows, predict_pairs
+    from fastmf.kernels.sgd import sgd_epoch, sgd_visit_order
     from fastmf.kernels.topn import top_n
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "penalty_rows",
     "predict_pairs",
     "sample_rows",
+    "sgd_epoch",
+    "sgd_visit_order",
     "solve_normal_equations",
     "solve_rows",
     "solve_rows_cg",

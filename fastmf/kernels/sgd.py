@@ -1,0 +1,133 @@
+"""Parallel stochastic gradient descent on the biased-MF objective (numba only).
+
+The ratings are cut into a fixed ``P x P`` grid of blocks (user block ``u % P``, item block
+``i % P``). The blocks ``(p, (p + d) % P)``, ``p = 0..P-1``, of one "diagonal" ``d`` share no
+user and no item, so they are updated in parallel without races (DSGD, Gemulla et al. 2011);
+the diagonals run one after another. Within a block the ratings are visited in an order
+drawn from a generator seeded by ``(seed, epoch, block)`` alone, so the result does not
+depend on the number of threads (P is fixed, not the thread count). See docs/design.md.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from fastmf.kernels.als import _FASTMATH
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _sgd_rating(r, mu, i, j, U, b, V, c, lr, reg, reg_bias, adagrad, GU, Gb, GV, Gc, eps):
+    """One update on rating ``r`` of ``(i, j)``: a step against the gradient of
+    ``(r - mu - b_i - c_j - u_i.v_j)^2 + reg (|u_i|^2 + |v_j|^2) + reg_bias (b_i^2 + c_j^2)``
+    (halved: ``u_i += lr (e v_j - reg u_i)``), or AdaGrad's per-coordinate step."""
+    K = U.shape[1]
+    dot = U[i, 0] * V[j, 0]
+    for k in range(1, K):
+        dot += U[i, k] * V[j, k]
+    e = r - mu - b[i] - c[j] - dot
+    gb = e - reg_bias * b[i]
+    gc = e - reg_bias * c[j]
+    if adagrad:
+        Gb[i] += gb * gb
+        Gc[j] += gc * gc
+        b[i] += lr * gb / np.sqrt(Gb[i] + eps)
+        c[j] += lr * gc / np.sqrt(Gc[j] + eps)
+        for k in range(K):
+            u = U[i, k]
+            v = V[j, k]
+            gu = e * v - reg * u
+            gv = e * u - reg * v
+            GU[i, k] += gu * gu
+            GV[j, k] += gv * gv
+            U[i, k] = u + lr * gu / np.sqrt(GU[i, k] + eps)
+            V[j, k] = v + lr * gv / np.sqrt(GV[j, k] + eps)
+    else:
+        b[i] += lr * gb
+        c[j] += lr * gc
+        for k in range(K):
+            u = U[i, k]
+            v = V[j, k]
+            U[i, k] = u + lr * (e * v - reg * u)
+            V[j, k] = v + lr * (e * u - reg * v)
+    return e * e
+
+
+@njit(cache=True)
+def _block_order(n, seed, blk):
+    """The visiting order of a block's ``n`` ratings: a Fisher-Yates shuffle from the calling
+    thread's generator seeded by ``(seed, blk)`` alone."""
+    np.random.seed(seed * 1000003 + blk)
+    order = np.arange(n)
+    for t in range(n - 1, 0, -1):
+        s = np.random.randint(0, t + 1)
+        order[t], order[s] = order[s], order[t]
+    return order
+
+
+@njit(cache=True)
+def sgd_visit_order(block_ptr, n_blocks, seed):
+    """The positions (into the blocked arrays) in the order one epoch visits them, diagonal
+    by diagonal and block by block -- the sequence a sequential twin must follow."""
+    P = n_blocks
+    out = np.empty(block_ptr[-1], dtype=np.int64)
+    k = 0
+    for d in range(P):
+        for p in range(P):
+            blk = p * P + (p + d) % P
+            lo = block_ptr[blk]
+            n = block_ptr[blk + 1] - lo
+            if n == 0:
+                continue
+            order = _block_order(n, seed, blk)
+            for t in range(n):
+                out[k] = lo + order[t]
+                k += 1
+    return out
+
+
+@njit(parallel=True, cache=True)
+def sgd_epoch(block_ptr, users, items, data, n_blocks, mu, lr, reg, reg_bias, adagrad, seed,
+              U, b, V, c, GU, Gb, GV, Gc):
+    """One epoch: every rating once, the ``P x P`` blocks diagonal by diagonal.
+
+    Parameters
+    ----------
+    block_ptr : int64 (P*P + 1,)
+        Ratings of block ``(p, q)`` are ``block_ptr[p*P + q] : block_ptr[p*P + q + 1]`` of
+        ``users`` (int32), ``items`` (int32) and ``data`` (float).
+    n_blocks : int
+        ``P``.
+    mu, lr, reg, reg_bias : scalars of the factors' dtype;  adagrad : bool
+    seed : int64
+        Seeds each block's visiting order (with the block's number).
+    U, b, V, c : factors and biases, updated in place
+    GU, Gb, GV, Gc : AdaGrad's sums of squared gradients, updated in place (unused if not
+        ``adagrad``)
+
+    Returns
+    -------
+    float
+        The sum of squared errors seen during the epoch (before each update), in float64.
+
+    Races: none -- the blocks updated at once share no user and no item.
+    """
+    P = n_blocks
+    eps = U.dtype.type(1e-8)
+    sse = np.zeros(P)
+    for d in range(P):
+        for p in prange(P):
+            blk = p * P + (p + d) % P
+            lo = block_ptr[blk]
+            n = block_ptr[blk + 1] - lo
+            if n == 0:
+                continue
+            order = _block_order(n, seed, blk)
+            acc = 0.0
+            for t in range(n):
+                q = lo + order[t]
+                acc += _sgd_rating(data[q], mu, users[q], items[q], U, b, V, c, lr, reg,
+                                   reg_bias, adagrad, GU, Gb, GV, Gc, eps)
+            sse[p] += acc
+    total = 0.0
+    for p in range(P):
+        total += sse[p]
+    return total
