@@ -47,10 +47,11 @@ class BiasedSGD(FactorModel):
     n_epochs : int, default=30
         Passes over the ratings.
     learning_rate : float, default=0.05
-        ``eta``; with ``schedule="adagrad"`` the base rate of every coordinate's step.
+        ``eta``; with ``schedule="adagrad"`` the base rate of every row's step.
     schedule : {"adagrad", "decay"}, default="adagrad"
-        ``"adagrad"``: per-coordinate rates ``eta / sqrt(sum of squared past gradients)``, as
-        LIBMF uses; ``"decay"``: ``eta / (1 + decay * epoch)`` for every coordinate.
+        ``"adagrad"``: per-row rates ``eta / sqrt(sum of mean squared gradients so far)``
+        for each factor row and each bias, as LIBMF uses; ``"decay"``:
+        ``eta / (1 + decay * epoch)`` for every coordinate.
     decay : float, default=0.02
         The decay of ``schedule="decay"``.
     n_blocks : int, default=8
@@ -222,8 +223,8 @@ class _SGDTrainer(Trainer):
         self.has_validation = val is not None
         dt = p["dtype"]
         m = model
-        self.GU = np.zeros_like(m.user_factors_)
-        self.GV = np.zeros_like(m.item_factors_)
+        self.GU = np.zeros(len(m.user_factors_), dtype=dt)
+        self.GV = np.zeros(len(m.item_factors_), dtype=dt)
         self.Gb = np.zeros(len(m.user_bias_), dtype=dt)
         self.Gc = np.zeros(len(m.item_bias_), dtype=dt)
 

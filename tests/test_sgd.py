@@ -25,7 +25,7 @@ def test_one_epoch_equals_the_spelled_out_loop_in_the_same_order():
     want = ref.sgd_epoch(sgd_visit_order(ptr, P, 7), users, items, data, mu, lr, reg, reg_b,
                          U, b, V, c)
     got = [a.copy() for a in (U, b, V, c)]
-    G = [np.zeros_like(a) for a in (U, b, V, c)]
+    G = [np.zeros(M), np.zeros(M), np.zeros(N), np.zeros(N)]
     sgd_epoch(ptr, users, items, data, P, mu, lr, reg, reg_b, False, np.int64(7), got[0],
               got[1], got[2], got[3], G[0], G[1], G[2], G[3])
     for g, w in zip(got, want):
@@ -43,7 +43,7 @@ def test_a_step_is_minus_half_the_gradient_of_the_rating_term():
         return e * e + reg * (U[0] @ U[0] + V[0] @ V[0]) + reg_b * (b[0] ** 2 + c[0] ** 2)
 
     before = [a.copy() for a in (U, b, V, c)]
-    z = [np.zeros_like(a) for a in before]
+    z = [np.zeros(1) for _ in before]
     _sgd_rating(r, mu, 0, 0, U, b, V, c, lr, reg, reg_b, False, z[0], z[1], z[2], z[3], 1e-8)
     for k, (new, old) in enumerate(zip((U, b, V, c), before)):
         for idx in np.ndindex(old.shape):

@@ -26,20 +26,27 @@ def _sgd_rating(r, mu, i, j, U, b, V, c, lr, reg, reg_bias, adagrad, GU, Gb, GV,
     e = r - mu - b[i] - c[j] - dot
     gb = e - reg_bias * b[i]
     gc = e - reg_bias * c[j]
-    if adagrad:
+    if adagrad:  # LIBMF's row-wise AdaGrad: one accumulator per factor row, one per bias
         Gb[i] += gb * gb
         Gc[j] += gc * gc
         b[i] += lr * gb / np.sqrt(Gb[i] + eps)
         c[j] += lr * gc / np.sqrt(Gc[j] + eps)
+        su = U.dtype.type(0.0)
+        sv = U.dtype.type(0.0)
+        for k in range(K):  # this step's gradients first: the rate includes them
+            gu = e * V[j, k] - reg * U[i, k]
+            gv = e * U[i, k] - reg * V[j, k]
+            su += gu * gu
+            sv += gv * gv
+        GU[i] += su / K
+        GV[j] += sv / K
+        rate_u = lr / np.sqrt(GU[i] + eps)
+        rate_v = lr / np.sqrt(GV[j] + eps)
         for k in range(K):
             u = U[i, k]
             v = V[j, k]
-            gu = e * v - reg * u
-            gv = e * u - reg * v
-            GU[i, k] += gu * gu
-            GV[j, k] += gv * gv
-            U[i, k] = u + lr * gu / np.sqrt(GU[i, k] + eps)
-            V[j, k] = v + lr * gv / np.sqrt(GV[j, k] + eps)
+            U[i, k] = u + rate_u * (e * v - reg * u)
+            V[j, k] = v + rate_v * (e * u - reg * v)
     else:
         b[i] += lr * gb
         c[j] += lr * gc
@@ -100,8 +107,8 @@ def sgd_epoch(block_ptr, users, items, data, n_blocks, mu, lr, reg, reg_bias, ad
     seed : int64
         Seeds each block's visiting order (with the block's number).
     U, b, V, c : factors and biases, updated in place
-    GU, Gb, GV, Gc : AdaGrad's sums of squared gradients, updated in place (unused if not
-        ``adagrad``)
+    GU (R,), Gb, GV (S,), Gc : AdaGrad's sums of squared gradients (per factor row: the mean
+        over its coordinates; per bias), updated in place (unused if not ``adagrad``)
 
     Returns
     -------
