@@ -342,7 +342,9 @@ class BiasedALS(FactorModel):
         p = self._checked_params()
         reg_bias = p["reg"] if p["reg_bias"] is None else p["reg_bias"]
         for name, value in (("reg", p["reg"]), ("reg_bias", reg_bias)):
-            if not np.isfinite(np.float64(value).astype(p["dtype"])):
+            with np.errstate(over="ignore"):
+                fits = np.isfinite(np.float64(value).astype(p["dtype"]))
+            if not fits:
                 raise ValueError(f"{name}={value!r} does not fit in {p['dtype'].name} (it "
                                  "overflows to inf); use dtype='float64' or a smaller value")
         bias_scaling = p["bias_reg_scaling"] or p["reg_scaling"]

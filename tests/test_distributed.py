@@ -1,8 +1,10 @@
 """The distributed fit on a 2-worker LocalCluster equals the single-machine fit."""
 
+import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -183,3 +185,28 @@ def test_the_default_checkpoint_folder_is_removed(client, data):
     path, _ = data
     got = fdist.fit(client, path, BiasedALS(**{**PARAMS, "n_iter": 2}))
     assert got.distributed_info_["checkpoint_dir"] is None
+
+
+def test_a_crash_between_checkpoint_files_and_their_commit_resumes_correctly(client, data,
+                                                                             tmp_path,
+                                                                             monkeypatch):
+    # the factor files used to be overwritten before state.json: a failure between them
+    # resumed iteration-4 factors as iteration 2
+    path, _ = data
+    want = fdist.fit(client, path, BiasedALS(**PARAMS), checkpoint_dir=tmp_path / "w")
+    ck = tmp_path / "ck"
+    original = fdist.write_atomic
+
+    def crash_at_the_second_commit(target, write):
+        if Path(target).name == "state.json" and (ck / "state.json").exists():
+            raise OSError("power cut")  # the iteration-4 files are written, not committed
+        return original(target, write)
+
+    with monkeypatch.context() as m:
+        m.setattr(fdist, "write_atomic", crash_at_the_second_commit)
+        with pytest.raises(OSError, match="power cut"):
+            fdist.fit(client, path, BiasedALS(**PARAMS), checkpoint_dir=ck,
+                      checkpoint_every=2)
+    assert json.loads((ck / "state.json").read_text())["iteration"] == 2
+    got = fdist.fit(client, path, BiasedALS(**PARAMS), checkpoint_dir=ck, checkpoint_every=2)
+    _close(got, want)

@@ -238,6 +238,21 @@ def test_cli_on_a_read_only_folder_is_one_error_line_and_leaves_nothing(tmp_path
     assert list(out.iterdir()) == []
 
 
+def test_cli_save_failure_is_one_error_line(tmp_path):
+    # a full or read-only disk printed a traceback; /proc takes no files, even from root
+    import subprocess
+    import sys
+
+    r = awkward_ratings()
+    data = tmp_path / "r.csv"
+    r.to_dataframe().to_csv(data, index=False)
+    proc = subprocess.run([sys.executable, "-m", "fastmf.cli", "fit", str(data), "-o",
+                           "/proc/fastmf-cannot-write-here.npz", "--iters", "1", "-q"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("fastmf: error:") and "Traceback" not in proc.stderr
+
+
 def test_a_save_that_fails_midway_leaves_no_temporary_file(tmp_path, monkeypatch):
     # a full disk: the write raises OSError; the .tmp file used to stay behind
     model = BiasedALS(2, n_iter=1, random_state=0).fit(awkward_ratings())
