@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from fastmf._driver import Trainer, train
 from fastmf._params import COMMON, Param
@@ -362,6 +361,8 @@ def sample_prior(
     treated as ``N(m, Lambda^-1)`` draws under the hyperprior ``Lambda ~ Wishart(I, D)``,
     ``m | Lambda ~ N(0, (beta0 Lambda)^-1)``, ``D = K + 1``. Returns float64 arrays.
     """
+    from scipy import stats  # here: importing scipy.stats costs half a second at start-up
+
     x = np.column_stack([F, bias]).astype(np.float64)
     n, D = x.shape
     xbar = x.mean(axis=0) if n else np.zeros(D)
