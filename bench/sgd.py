@@ -41,8 +41,8 @@ def main() -> dict:
     holdout = [train_test_split(train, 0.1, random_state=1)]
     out = {}
     for name, template, grid in [
-        ("BiasedSGD", fastmf.BiasedSGD(n_epochs=40, random_state=0),
-         {"n_factors": [64, 128], "reg": [0.06, 0.08, 0.1, 0.12]}),
+        ("BiasedSGD", fastmf.BiasedSGD(n_epochs=60, random_state=0),
+         {"n_factors": [128, 256], "reg": [0.05, 0.06, 0.07]}),
         ("BiasedALS", fastmf.BiasedALS(n_iter=30, solver="cg", cg_steps=4, random_state=0),
          {"n_factors": [128, 256], "reg": [0.05, 0.06, 0.07]}),
     ]:
