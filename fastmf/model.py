@@ -287,7 +287,7 @@ class BiasedALS(FactorModel):
             store = LocalCheckpoint(checkpoint, data_fingerprint(problem.csr, user_ids,
                                                                  item_ids),
                                     self._resume_params(), resume)
-        trainer = _ALSTrainer(self, problem, config, val)
+        trainer = _ALSTrainer(self, problem, val)
         train(self, trainer, n_jobs=self.n_jobs, verbose=self.verbose, callback=callback,
               early_stopping_rounds=early_stopping_rounds, checkpoint=store,
               checkpoint_every=checkpoint_every)
@@ -361,7 +361,7 @@ class _ALSTrainer(Trainer):
 
     curves = ("loss",)
 
-    def __init__(self, model: BiasedALS, problem: ALSProblem, config: Config, val) -> None:
+    def __init__(self, model: BiasedALS, problem: ALSProblem, val) -> None:
         self.model, self.problem, self.val = model, problem, val
         self.total = model.n_iter
         self.has_validation = val is not None
