@@ -4,7 +4,10 @@ factors, bitwise, as the code before it.
 The hashes were recorded on the commit before the restructuring (``python
 tests/test_restructure_hashes.py --record``). The four CG entries were recorded again after
 the fix that made CG fits reproducible across processes and thread counts (recording them
-twice on the old code gave different bits; see test_reliability). Bitwise results depend on
+twice on the old code gave different bits; see test_reliability), and again when the CG
+passes took four ratings at a time (issue 17: another summation order). The BayesianALS entry
+was recorded again when the objective's dot product was reassociated (the noise precision's
+draw reads the sum of squared residuals). Bitwise results depend on
 the BLAS kernel and the instruction set, so they are compared only on a machine with the
 recorded signature; elsewhere the test skips and says why.
 """
