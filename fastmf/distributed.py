@@ -165,12 +165,18 @@ def _user_step(block: _Block, state, item_side, cfg: _Config):
     return U, b
 
 
+def _packed(K: int) -> int:
+    """Numbers per item statistics block: the lower triangle of ``(K+2)^2``, which is
+    symmetric -- half the bytes of the full block (issue 17)."""
+    return (K + 2) * (K + 3) // 2
+
+
 def _item_stats(block: _Block, state, lo: int, hi: int, cfg: _Config):
     """Statistics of items ``lo..hi-1`` that this block touches: (item indices, stats)."""
     items = block.touched[(block.touched >= lo) & (block.touched < hi)]
     U, b = state
     mu, _, _ = cfg.scalars()
-    out = np.empty((len(items), cfg.K + 2, cfg.K + 2), dtype=cfg.dtype)
+    out = np.empty((len(items), _packed(cfg.K)), dtype=cfg.dtype)
     with thread_limits(cfg.threads) as n:
         normal_equations(*block.csc, U, b, mu, items.astype(np.int64), n, out)
     return items, out
@@ -178,7 +184,7 @@ def _item_stats(block: _Block, state, lo: int, hi: int, cfg: _Config):
 
 def _item_solve(parts, lo: int, hi: int, counts, V_old, c_old, cfg: _Config):
     """Sum the blocks' statistics of items ``lo..hi-1`` and solve them."""
-    stats = np.zeros((hi - lo, cfg.K + 2, cfg.K + 2), dtype=cfg.dtype)
+    stats = np.zeros((hi - lo, _packed(cfg.K)), dtype=cfg.dtype)
     for items, s in parts:  # in block order: the sum does not depend on arrival order
         stats[items - lo] += s
     V = V_old.copy()
@@ -439,7 +445,7 @@ def fit(
     fitted.distributed_info_ = {
         "n_blocks": n_blocks, "item_blocks": len(item_bounds) - 1, "nnz": int(nnz),
         "seconds_per_iteration": trainer.seconds,
-        "bytes_up_per_iteration": int(sum(len(t) for t in touched) * (K + 2) ** 2
+        "bytes_up_per_iteration": int(sum(len(t) for t in touched) * _packed(K)
                                       * np.dtype(dtype).itemsize),
         "bytes_down_per_iteration": int(n_blocks * N * (K + 1) * np.dtype(dtype).itemsize),
         "checkpoint_dir": str(ckdir),

@@ -285,11 +285,11 @@ def test_summed_block_statistics_solve_like_solve_rows(small, config):
     want_V, want_c = V.copy(), c.copy()
     _step(csc, U, b, mu, reg, reg_bias, cr, cb, joint, want_V, want_c)
     # split the users into two blocks; each block's local CSC covers all items
-    stats = np.zeros((small.n_items, 6, 6))
+    stats = np.zeros((small.n_items, 21))  # packed lower triangles of 6 x 6
     for lo, hi in [(0, 17), (17, small.n_users)]:
         sub = small.subset((small.user_index >= lo) & (small.user_index < hi))
         bindptr, bindices, bdata = sub.to_csc(np.float64)
-        part = np.empty((small.n_items, 6, 6))
+        part = np.empty((small.n_items, 21))
         normal_equations(bindptr, bindices, bdata, U, b, mu, np.arange(small.n_items), 2, part)
         stats += part
     counts = np.diff(csc[0])

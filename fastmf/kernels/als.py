@@ -276,9 +276,11 @@ def solve_rows(
 
 @njit(parallel=True, cache=True)
 def normal_equations(indptr, indices, data, other, other_bias, mu, rows, n_tasks, out):
-    """``out[q]`` = the ``(K+2)^2`` statistics of row ``rows[q]`` (see ``_gather_gram``).
+    """``out[q]`` = the statistics of row ``rows[q]`` (see ``_gather_gram``), packed.
 
-    The distributed item step computes these per user block and sums them per item: the sum
+    The ``(K+2)^2`` block is symmetric, so ``out`` has ``(K+2)(K+3)/2`` columns: its lower
+    triangle row by row (:func:`_pack_lower`) -- half the bytes the distributed item step
+    sends (issue 17). That step computes these per user block and sums them per item: the sum
     over blocks is the item's full statistics, which :func:`solve_normal_equations` solves.
     Rows with no ratings get zeros. Races: none -- ``out[q]`` is written by one task.
     """
@@ -295,15 +297,36 @@ def normal_equations(indptr, indices, data, other, other_bias, mu, rows, n_tasks
                 out[q] = 0.0
                 continue
             _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T)
-            out[q] = G
+            _pack_lower(G, out[q])
+
+
+@njit(cache=True)
+def _pack_lower(G, packed):
+    """``packed`` = the lower triangle of ``G``, diagonal included, row by row."""
+    p = 0
+    for a in range(G.shape[0]):
+        for c in range(a + 1):
+            packed[p] = G[a, c]
+            p += 1
+
+
+@njit(cache=True)
+def _unpack_lower(packed, G):
+    """The symmetric ``G`` from its packed lower triangle (inverse of :func:`_pack_lower`)."""
+    p = 0
+    for a in range(G.shape[0]):
+        for c in range(a + 1):
+            G[a, c] = packed[p]
+            G[c, a] = packed[p]
+            p += 1
 
 
 @njit(parallel=True, cache=True)
 def solve_normal_equations(
     stats, counts, reg, reg_bias, count_reg, count_bias, joint, n_tasks, factors, bias,
 ):
-    """Solve each row from summed statistics ``stats[r]`` (``(K+2)^2``) with ``counts[r]``
-    ratings, as :func:`solve_rows` would from the ratings themselves. Rows with no ratings
+    """Solve each row from summed statistics ``stats[r]`` (packed as :func:`normal_equations`
+    writes them) with ``counts[r]`` ratings, as :func:`solve_rows` would from the ratings themselves. Rows with no ratings
     keep their factors. ``factors``/``bias`` hold the current values (used by the sequential
     update) and receive the new ones. Returns the number of failed rows (set to NaN).
 
@@ -320,11 +343,11 @@ def solve_normal_equations(
         for r in range(task, R, n_tasks):
             if counts[r] == 0:
                 continue
-            G[:, :] = stats[r]
+            _unpack_lower(stats[r], G)
             ok, b = _solve_from_gram(G, counts[r], reg, reg_bias, count_reg, count_bias, joint,
                                      factors[r], S, x)
             if not ok:  # retry Jacobi-scaled, as solve_rows does
-                G[:, :] = stats[r]
+                _unpack_lower(stats[r], G)
                 ok, b = _solve_from_gram(G, counts[r], reg, reg_bias, count_reg, count_bias,
                                          joint, factors[r], S, x, True)
             _write_row(ok, b, x, r, factors, bias)
