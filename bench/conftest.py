@@ -87,3 +87,82 @@ def _timed(fn):
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+# -- peers: ``pytest bench/ --peers`` ----------------------------------------------------------
+
+_RATIOS = []
+
+
+def pytest_addoption(parser):
+    parser.addoption("--peers", action="store_true",
+                     help="run the peer group (other libraries, timed in the same run as "
+                          "fastmf) and print the fastmf / peer ratios at the end")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--peers"):
+        return
+    skip = pytest.mark.skip(reason="peer benchmark: run with --peers")
+    for item in items:
+        if "peers" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "peers: compares fastmf with another library (--peers)")
+
+
+def marginal_iteration(fit, more=5):
+    """Seconds per iteration as ``(fit(1 + more) - fit(1)) / more``: set-up and data
+    conversion cancel, for every library alike."""
+    t0 = time.perf_counter()
+    fit(1)
+    t1 = time.perf_counter()
+    fit(1 + more)
+    t2 = time.perf_counter()
+    return ((t2 - t1) - (t1 - t0)) / more
+
+
+def compare(benchmark, machine, label, ours, theirs, rounds=5, more=5, **info):
+    """Time ``ours(n_iter)`` and the peer's ``theirs(n_iter)`` interleaved, ``rounds`` times
+    each, by :func:`marginal_iteration`; record the min and median of each and their ratios (peer /
+    fastmf: above 1 means fastmf is faster) in ``extra_info``, with the machine, and keep a
+    row for the end-of-run table. pytest-benchmark's own figure is the time of a round."""
+    times = {"fastmf": [], "peer": []}
+    with threadpool_limits(limits=1, user_api="blas"):
+        ours(1)
+        theirs(1)  # compile and warm caches
+
+        def round_():
+            times["fastmf"].append(marginal_iteration(ours, more))
+            times["peer"].append(marginal_iteration(theirs, more))
+
+        benchmark.pedantic(round_, rounds=rounds, iterations=1)
+    f, p = np.array(times["fastmf"]), np.array(times["peer"])
+    row = dict(label=label, **info,
+               fastmf_s_min=round(float(f.min()), 4), fastmf_s_median=round(float(np.median(f)), 4),
+               peer_s_min=round(float(p.min()), 4), peer_s_median=round(float(np.median(p)), 4),
+               ratio_min=round(float(p.min() / f.min()), 2),
+               ratio_median=round(float(np.median(p) / np.median(f)), 2), rounds=rounds)
+    benchmark.extra_info.update(machine)
+    benchmark.extra_info.update(row)
+    _RATIOS.append((row, machine))
+    return row
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _RATIOS:
+        return
+    tr = terminalreporter
+    machine = _RATIOS[0][1]
+    tr.write_sep("=", "fastmf / peer, same run (ratio = peer s/it / fastmf s/it)")
+    tr.write_line(f"cpu: {machine['cpu']}; isa: {machine['isa']}; blas: {machine['blas']}; "
+                  f"numba {machine['numba']}")
+    tr.write_line(f"{'comparison':64s} {'fastmf min/med':>16s} {'peer min/med':>16s} "
+                  f"{'ratio min/med':>14s}")
+    for row, _ in _RATIOS:
+        tr.write_line(f"{row['label']:64s}"
+                      f" {row['fastmf_s_min']:7.4f}/{row['fastmf_s_median']:<8.4f}"
+                      f" {row['peer_s_min']:7.4f}/{row['peer_s_median']:<8.4f}"
+                      f" {row['ratio_min']:5.2f}/{row['ratio_median']:<5.2f}")

@@ -1,30 +1,27 @@
 """ImplicitALS against implicit 0.7.3 (``pip install implicit``): seconds per iteration in
 the same run, and the ratio.
 
-    pytest bench/test_implicit_peer.py --benchmark-columns=min,median
-    FASTMF_BENCH_LARGE=1 pytest bench/test_implicit_peer.py -k 10m
+    pytest bench/test_implicit_peer.py --peers
+    FASTMF_BENCH_LARGE=1 pytest bench/test_implicit_peer.py --peers -k 10m
 
 The same model on the same data: the ratings of ML-1M (when ``$FASTMF_DATA_DIR`` has them,
 else the ML-1M-shaped synthetic set; opt-in a 10M-interaction synthetic power-law set) as
 interaction strengths ``r``, confidence ``c = 1 + r`` (ImplicitALS ``alpha=1``; implicit is
 given the matrix ``1 + r``, which it reads as confidences), preference 1, K = 64,
-lambda = 0.05, the same threads, BLAS pinned to one thread for both. A library's seconds per
-iteration are ``(fit(6 iterations) - fit(1 iteration)) / 5``, so set-up and conversion cancel;
-the two
-libraries are timed interleaved, 5 rounds each, and ``extra_info`` has the min and median of
-each and the ratio of the minima (peer / fastmf: above 1 means fastmf is faster), with the
-CPU model and instruction set.
+lambda = 0.05, the same threads, BLAS pinned to one thread for both. Timed by
+``conftest.compare``: seconds per iteration ``(fit(6 iterations) - fit(1 iteration)) / 5``,
+so set-up and conversion cancel, interleaved, 5 rounds each; ``extra_info`` has the min and
+median of each and the ratios (peer / fastmf: above 1 means fastmf is faster), with the CPU
+model and instruction set, and ``--peers`` prints them as a table at the end.
 """
 
 import os
-import time
 from pathlib import Path
 
 import numba
 import numpy as np
 import pytest
-from conftest import dataset
-from threadpoolctl import threadpool_limits
+from conftest import compare, dataset
 
 import fastmf
 
@@ -39,19 +36,11 @@ def _interactions(variant):
     return dataset(variant), f"ml-{variant}-shaped synthetic"
 
 
-def _per_iteration(fit):
-    t = {}
-    for n in (1, 6):
-        t0 = time.perf_counter()
-        fit(n)
-        t[n] = time.perf_counter() - t0
-    return (t[6] - t[1]) / 5
-
-
+@pytest.mark.peers
 @pytest.mark.parametrize("variant", ["1m", "10m"])
 @pytest.mark.parametrize("solver", ["cholesky", "cg"])
 def test_implicit_als_vs_implicit(benchmark, machine, solver, variant):
-    pytest.importorskip("implicit")
+    implicit = pytest.importorskip("implicit")
     import scipy.sparse as sp
     from implicit.cpu.als import AlternatingLeastSquares
 
@@ -70,22 +59,6 @@ def test_implicit_als_vs_implicit(benchmark, machine, solver, variant):
         fastmf.ImplicitALS(K, reg=0.05, alpha=1.0, n_iter=n, solver=solver, n_jobs=threads,
                            random_state=0).fit(ratings)
 
-    times = {"peer": [], "fastmf": []}
-    with threadpool_limits(limits=1, user_api="blas"):
-        peer(1)
-        ours(1)  # compile and warm caches
-
-        def round_():
-            times["peer"].append(_per_iteration(peer))
-            times["fastmf"].append(_per_iteration(ours))
-
-        benchmark.pedantic(round_, rounds=5, iterations=1)
-    benchmark.extra_info.update(machine)
-    benchmark.extra_info.update(
-        data=name, nnz=ratings.nnz, K=K, solver=solver, peer="implicit 0.7.3",
-        **{f"{who}_s_per_iteration_{stat}": round(float(f(v)), 4)
-           for who, v in times.items() for stat, f in (("min", np.min),
-                                                        ("median", np.median))},
-        ratio_min=round(min(times["peer"]) / min(times["fastmf"]), 2),
-        ratio_median=round(float(np.median(times["peer"]) / np.median(times["fastmf"])), 2),
-    )
+    compare(benchmark, machine, f"ImplicitALS {solver} vs implicit, {name}, {threads} thr",
+            ours, peer, data=name, nnz=ratings.nnz, K=K, solver=solver,
+            peer=f"implicit {implicit.__version__}")

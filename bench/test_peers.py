@@ -1,66 +1,51 @@
-"""The same ML-1M-shaped data, rank, threads and iteration count on other ALS libraries.
+"""fastmf against the fastest explicit-feedback ALS peer we measured, cmfrec, in the same run.
 
-Each peer runs only when installed (``pip install cmfrec implicit``); none is a dependency of
-fastmf. Seconds per iteration are taken as the difference between a fit with 11 iterations and
-a fit with 1, divided by 10, so set-up and data conversion cancel out -- the same quantity the
-fastmf benchmarks time directly. implicit solves the *implicit-feedback* objective (a
-different problem of the same cost shape) and is listed for scale only, as in docs/design.md.
+    pip install cmfrec
+    pytest bench/test_peers.py --peers                            # ML-1M-shaped, ~3 minutes
+    FASTMF_BENCH_LARGE=1 pytest bench/test_peers.py --peers -k 10m   # ML-10M-shaped, ~15 minutes
+
+The same model and data for both: biases and factors, K = 32, float32, L2 penalty, CG with 3
+steps or the exact Cholesky solve, the same thread count, BLAS pinned to one thread. Both
+libraries are timed the same way, interleaved (``conftest.compare``): seconds per iteration
+as ``(fit(1 + m) - fit(1)) / m`` of a whole fit, so fastmf's time includes the objective it
+evaluates every iteration (``loss_curve_``). ``extra_info`` has min and median of 5 rounds,
+the ratios (cmfrec / fastmf) and the CPU model and instruction set; ``--peers`` prints them
+as a table at the end.
 """
 
-import time
+from importlib.metadata import version
 
 import numba
-import numpy as np
 import pytest
-from conftest import dataset
+from conftest import compare, dataset
+
+import fastmf
 
 K = 32
 
 
-def _per_iteration(fit):
-    t = {}
-    for n in (1, 11):
-        t0 = time.perf_counter()
-        fit(n)
-        t[n] = time.perf_counter() - t0
-    return (t[11] - t[1]) / 10
-
-
-def _measure(benchmark, machine, name, fit):
-    """pytest-benchmark times each round's pair of fits; the per-iteration figure (best of the
-    rounds) goes to extra_info['seconds_per_iteration']."""
-    fit(1)  # warm caches and any JIT
-    per_iter = []
-    benchmark.pedantic(lambda: per_iter.append(_per_iteration(fit)), rounds=3, iterations=1)
-    benchmark.extra_info.update(machine)
-    benchmark.extra_info.update(peer=name, K=K, seconds_per_iteration=round(min(per_iter), 4))
-
-
-@pytest.mark.parametrize("use_cg", [True, False], ids=["cg", "cholesky"])
-def test_cmfrec(benchmark, machine, use_cg):
+@pytest.mark.peers
+@pytest.mark.parametrize("variant", ["1m", "10m"])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_biased_als_vs_cmfrec(benchmark, machine, solver, threads, variant):
     cmfrec = pytest.importorskip("cmfrec")
-    ratings = dataset("1m")
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("not enough threads")
+    ratings = dataset(variant)
     X = ratings.to_scipy().tocoo()
-    threads = numba.get_num_threads()
 
-    def fit(n):
-        cmfrec.CMF(k=K, lambda_=0.1, method="als", use_cg=use_cg, user_bias=True,
-                   item_bias=True, niter=n, use_float=True, nthreads=threads,
+    def peer(n):
+        cmfrec.CMF(k=K, lambda_=0.1, method="als", use_cg=solver == "cg", max_cg_steps=3,
+                   user_bias=True, item_bias=True, niter=n, use_float=True, nthreads=threads,
                    finalize_chol=False, verbose=False).fit(X)
 
-    _measure(benchmark, machine, f"cmfrec {'CG' if use_cg else 'Cholesky'}", fit)
+    def ours(n):
+        fastmf.BiasedALS(K, reg=0.1, n_iter=n, solver=solver, cg_steps=3, dtype="float32",
+                         n_jobs=threads, random_state=0).fit(ratings)
 
-
-def test_implicit_cg(benchmark, machine):
-    pytest.importorskip("implicit")
-    from implicit.cpu.als import AlternatingLeastSquares
-
-    ratings = dataset("1m")
-    X = ratings.to_scipy().astype(np.float32).tocsr()
-    threads = numba.get_num_threads()
-
-    def fit(n):
-        AlternatingLeastSquares(factors=K, regularization=0.1, iterations=n, use_cg=True,
-                                num_threads=threads, random_state=0).fit(X, show_progress=False)
-
-    _measure(benchmark, machine, "implicit CG (implicit objective)", fit)
+    peer_name = f"cmfrec {version('cmfrec')}"
+    compare(benchmark, machine, f"BiasedALS {solver} vs {peer_name}, "
+            f"ml-{variant}-shaped, {threads} thr", ours, peer,
+            more=5 if variant == "1m" else 2, data=f"ml-{variant}-shaped", nnz=ratings.nnz,
+            K=K, solver=solver, threads=threads, peer=peer_name)
