@@ -11,7 +11,30 @@ depend on the number of threads (P is fixed, not the thread count). See docs/des
 import numpy as np
 from numba import njit, prange
 
-from fastmf.kernels.als import _FASTMATH
+from fastmf.kernels.als import _FASTMATH, _FASTMATH_REDUCE
+
+
+@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+def _dot(U, i, V, j):
+    """``U[i] . V[j]``, reassociated so it vectorizes (a serial chain of K adds cost more than
+    the rest of an update); the order is fixed at compile time and nothing is stored."""
+    s = U.dtype.type(0.0)
+    for k in range(U.shape[1]):
+        s += U[i, k] * V[j, k]
+    return s
+
+
+@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+def _gradient_norms(e, U, i, V, j, reg):
+    """``(|g_u|^2, |g_v|^2)`` of this step's factor gradients ``e v - reg u``, ``e u - reg v``."""
+    su = U.dtype.type(0.0)
+    sv = U.dtype.type(0.0)
+    for k in range(U.shape[1]):
+        gu = e * V[j, k] - reg * U[i, k]
+        gv = e * U[i, k] - reg * V[j, k]
+        su += gu * gu
+        sv += gv * gv
+    return su, sv
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -20,10 +43,7 @@ def _sgd_rating(r, mu, i, j, U, b, V, c, lr, reg, reg_bias, adagrad, GU, Gb, GV,
     ``(r - mu - b_i - c_j - u_i.v_j)^2 + reg (|u_i|^2 + |v_j|^2) + reg_bias (b_i^2 + c_j^2)``
     (halved: ``u_i += lr (e v_j - reg u_i)``), or AdaGrad's per-coordinate step."""
     K = U.shape[1]
-    dot = U[i, 0] * V[j, 0]
-    for k in range(1, K):
-        dot += U[i, k] * V[j, k]
-    e = r - mu - b[i] - c[j] - dot
+    e = r - mu - b[i] - c[j] - _dot(U, i, V, j)
     gb = e - reg_bias * b[i]
     gc = e - reg_bias * c[j]
     if adagrad:  # LIBMF's row-wise AdaGrad: one accumulator per factor row, one per bias
@@ -31,13 +51,7 @@ def _sgd_rating(r, mu, i, j, U, b, V, c, lr, reg, reg_bias, adagrad, GU, Gb, GV,
         Gc[j] += gc * gc
         b[i] += lr * gb / np.sqrt(Gb[i] + eps)
         c[j] += lr * gc / np.sqrt(Gc[j] + eps)
-        su = U.dtype.type(0.0)
-        sv = U.dtype.type(0.0)
-        for k in range(K):  # this step's gradients first: the rate includes them
-            gu = e * V[j, k] - reg * U[i, k]
-            gv = e * U[i, k] - reg * V[j, k]
-            su += gu * gu
-            sv += gv * gv
+        su, sv = _gradient_norms(e, U, i, V, j, reg)  # the rate includes this step's
         GU[i] += su / K
         GV[j] += sv / K
         rate_u = lr / np.sqrt(GU[i] + eps)
