@@ -19,7 +19,14 @@ from fastmf.base import (
     keeps_previous_state_on_error,
     predict_at,
 )
-from fastmf.kernels import loss_rows, sample_rows
+from fastmf.kernels import (
+    implicit_precisions,
+    implicit_statistics,
+    implicit_sums,
+    loss_rows,
+    sample_implicit,
+    sample_rows,
+)
 from fastmf.ratings import as_ratings
 
 
@@ -59,6 +66,14 @@ class BayesianALS(FactorModel):
     alpha : float, optional
         Fixed noise precision ``1 / sigma^2`` (in squared rating units). By default it is
         sampled from its posterior under a Gamma(1, 1) hyperprior.
+    implicit : {"none", "users", "both"}, default="none"
+        Who-rated-what terms (Koren's SVD++; Rendle, Zhang & Koren 2019 for the Bayesian,
+        "flipped" form). ``"users"``: the user vector is ``u_i + |N(i)|^-1/2 sum_{k in N(i)}
+        y_k`` over the items ``N(i)`` the user rated; ``"both"``: the item vector is also
+        ``v_j + |N(j)|^-1/2 sum_{l in N(j)} z_l`` over its raters. ``y`` and ``z`` get
+        hierarchical Gaussian priors like the factors and are drawn row by row from their
+        exact conditionals (docs/design.md, "Implicit terms"); the fitted factors are the
+        effective vectors, so prediction and everything after it are unchanged.
     dtype : {"float32", "float64"}, default="float32"
         Precision of the factors and the per-row arithmetic (hyper-parameters are drawn in
         float64).
@@ -124,6 +139,9 @@ class BayesianALS(FactorModel):
         Param("thin", "int", 1, "keep every n-th sweep after burn-in", low=1, cli="--thin"),
         Param("alpha", "real", None, "fixed noise precision (default: sampled)", low=0,
               low_open=True, optional=True),
+        Param("implicit", "choice", "none", "who-rated-what terms: none, users (SVD++) or "
+              "both (also items, 'flipped')", choices=("none", "users", "both"),
+              cli="--implicit"),
         *COMMON,
     )
 
@@ -135,6 +153,7 @@ class BayesianALS(FactorModel):
         burn_in: int = 20,
         thin: int = 1,
         alpha: float | None = None,
+        implicit: str = "none",
         dtype: Any = "float32",
         random_state: int | np.random.Generator | None = None,
         n_jobs: int | None = None,
@@ -145,6 +164,7 @@ class BayesianALS(FactorModel):
         self.burn_in = burn_in
         self.thin = thin
         self.alpha = alpha
+        self.implicit = implicit
         self.dtype = dtype
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -259,6 +279,14 @@ class _GibbsTrainer(Trainer):
         sse0 = float(np.sum(((ratings.values - mu) / s) ** 2))
         self.alpha = (cfg["alpha"] * s * s if cfg["alpha"] is not None
                       else (1 + ratings.nnz / 2) / (1 + sse0 / 2))
+        # Implicit terms (docs/design.md, "Implicit terms"): Y (one row per item) enters the
+        # users' effective vectors, Z (one row per user) the items'. They start at zero, so
+        # the start is today's; the chain keeps U, V and the effective W = U + S(Y),
+        # V' = V + T(Z).
+        self.mode = cfg["implicit"]
+        self.user_counts, self.item_counts = user_counts, item_counts
+        self.Y = np.zeros((N, K), dtype=dt) if self.mode != "none" else None
+        self.Z = np.zeros((M, K), dtype=dt) if self.mode == "both" else None
         self.kept_U = np.zeros((M, S, K), dtype=dt)
         self.kept_V = np.zeros((N, S, K), dtype=dt)
         self.sum_b = np.zeros(M)
@@ -273,34 +301,32 @@ class _GibbsTrainer(Trainer):
 
     def step(self, it: int, n_threads: int) -> dict[str, float]:
         cfg, rng = self.cfg, self.rng
-        dt, K = cfg["dtype"], cfg["n_factors"]
-        typ = dt.type
+        typ = cfg["dtype"].type
         U, V, b, c = self.U, self.V, self.b, self.c
-        for side, arrays, order, F, bias, other, other_bias in (
-            ("user", self.csr, self.user_order, U, b, V, c),
-            ("item", self.csc, self.item_order, V, c, U, b),
-        ):
-            prec, shift = sample_prior(F[order], bias[order], rng)
-            noise = rng.standard_normal((len(order), K + 1)).astype(dt)
-            failed = sample_rows(
-                *arrays, other, other_bias, typ(self.mu), typ(self.alpha), prec.astype(dt),
-                shift.astype(dt), order, n_threads, noise, F, bias,
-            )
-            _check_draws(failed, F, bias, it, side)
-        sse = float(loss_rows(*self.csr, U, b, V, c, typ(self.mu), typ(0), typ(0), False,
+        if self.mode == "none":
+            for side, arrays, order, F, bias, other, other_bias in (
+                ("user", self.csr, self.user_order, U, b, V, c),
+                ("item", self.csc, self.item_order, V, c, U, b),
+            ):
+                self._draw_side(side, arrays, order, F, bias, other, other_bias, None, it,
+                                n_threads)
+            W, Vp = U, V
+        else:
+            W, Vp = self._implicit_sweep(it, n_threads)
+        sse = float(loss_rows(*self.csr, W, b, Vp, c, typ(self.mu), typ(0), typ(0), False,
                               False))
         if cfg["alpha"] is None:
             self.alpha = rng.gamma(1.0 + self.nnz / 2, 1.0 / (1.0 + sse / 2))
         keep = it >= cfg["burn_in"] and (it - cfg["burn_in"] + 1) % cfg["thin"] == 0
         if keep:
-            self.kept_U[:, self.kept] = U
-            self.kept_V[:, self.kept] = V
+            self.kept_U[:, self.kept] = W
+            self.kept_V[:, self.kept] = Vp
             self.sum_b += b
             self.sum_c += c
             self.kept += 1
         if self.val is not None:
             ui, ii, truth = self.val
-            pred = predict_at(ui, ii, U, b, V, c, self.mu) * self.s
+            pred = predict_at(ui, ii, W, b, Vp, c, self.mu) * self.s
             if keep:
                 self.val_sum += pred
             if self.kept:
@@ -308,6 +334,75 @@ class _GibbsTrainer(Trainer):
             self.val_rmse = float(np.sqrt(np.mean((pred - truth) ** 2)))
         return {"rmse": math.sqrt(sse / self.nnz) * self.s,
                 "noise_precision": float(self.alpha) / (self.s * self.s)}
+
+    def _draw_side(self, side, arrays, order, F, bias, other, other_bias, offset, it,
+                   n_threads) -> None:
+        """Draw one side's prior, then every row of ``F, bias`` given ``other``. With
+        ``offset`` (the rows' implicit terms), ``F`` holds the effective vectors ``f + offset``
+        and the prior mean of row ``i`` moves by ``offset[i]``."""
+        cfg, rng = self.cfg, self.rng
+        dt, K = cfg["dtype"], cfg["n_factors"]
+        typ = dt.type
+        base = F if offset is None else F - offset
+        prec, shift = sample_prior(base[order], bias[order], rng)
+        noise = rng.standard_normal((len(order), K + 1)).astype(dt)
+        row_shift = (np.zeros((0, K + 1), dtype=dt) if offset is None
+                     else (offset @ prec[:, :K].T).astype(dt))
+        failed = sample_rows(
+            *arrays, other, other_bias, typ(self.mu), typ(self.alpha), prec.astype(dt),
+            shift.astype(dt), row_shift, order, n_threads, noise, F, bias,
+        )
+        _check_draws(failed, F, bias, it, side)
+
+    def _draw_implicit(self, Y, side, arrays, order, counts, eff, eff_bias, other, other_bias,
+                       incidence, it, n_threads) -> None:
+        """Draw the implicit factors ``Y`` whose sums enter ``eff`` (the effective vectors of
+        the rows of ``arrays``), updating ``eff`` in place."""
+        cfg, rng = self.cfg, self.rng
+        dt, K = cfg["dtype"], cfg["n_factors"]
+        typ = dt.type
+        R = len(eff)
+        grams = np.zeros((R, K, K), dtype=dt)
+        resid = np.zeros((R, K), dtype=dt)
+        implicit_statistics(*arrays, other, other_bias, typ(self.mu), eff, eff_bias, order,
+                            n_threads, grams, resid)
+        precisions = np.empty((len(Y), K, K), dtype=dt)
+        implicit_precisions(incidence[0], incidence[1], counts, grams, precisions)
+        rated = np.diff(incidence[0]) > 0
+        prec, shift = sample_prior(Y[rated], None, rng)
+        noise = rng.standard_normal(Y.shape).astype(dt)
+        failed = sample_implicit(incidence[0], incidence[1], counts, grams, precisions, resid,
+                                 typ(self.alpha), prec.astype(dt), shift.astype(dt), noise, Y,
+                                 eff)
+        if failed or not np.isfinite(Y).all():
+            raise FloatingPointError(f"sweep {it + 1}, {side} implicit draws: {failed} "
+                                     "precision matrices not positive definite; use "
+                                     "dtype='float64'")
+
+    def _implicit_sweep(self, it: int, n_threads: int):
+        """One sweep with implicit terms: users (effective ``W = U + S``), ``Y``, items
+        (effective ``V' = V + T``), then ``Z``; returns ``(W, V')``."""
+        dt, K = self.cfg["dtype"], self.cfg["n_factors"]
+        M, N = len(self.U), len(self.V)
+        S = np.empty((M, K), dtype=dt)
+        implicit_sums(self.csr[0], self.csr[1], self.Y, S)
+        T = np.zeros((N, K), dtype=dt)
+        if self.Z is not None:
+            implicit_sums(self.csc[0], self.csc[1], self.Z, T)
+        W, Vp = self.U + S, self.V + T
+        b, c = self.b, self.c
+        self._draw_side("user", self.csr, self.user_order, W, b, Vp, c, S, it, n_threads)
+        self._draw_implicit(self.Y, "user", self.csr, self.user_order, self.user_counts, W, b,
+                            Vp, c, self.csc, it, n_threads)
+        implicit_sums(self.csr[0], self.csr[1], self.Y, S)
+        self.U[...] = W - S
+        self._draw_side("item", self.csc, self.item_order, Vp, c, W, b, T, it, n_threads)
+        if self.Z is not None:
+            self._draw_implicit(self.Z, "item", self.csc, self.item_order, self.item_counts,
+                                Vp, c, W, b, self.csr, it, n_threads)
+            implicit_sums(self.csc[0], self.csc[1], self.Z, T)
+        self.V[...] = Vp - T
+        return W, Vp
 
     def validation_rmse(self) -> float | None:
         return self.val_rmse
@@ -357,13 +452,14 @@ def sample_prior(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw one side's prior ``(Lambda, Lambda m)`` from its Normal-Wishart conditional.
 
-    ``F``/``bias`` are the current rows (those with ratings); the rows ``x = [f, b]`` are
-    treated as ``N(m, Lambda^-1)`` draws under the hyperprior ``Lambda ~ Wishart(I, D)``,
-    ``m | Lambda ~ N(0, (beta0 Lambda)^-1)``, ``D = K + 1``. Returns float64 arrays.
+    ``F``/``bias`` are the current rows (those with ratings); the rows ``x = [f, b]`` (``f``
+    alone when ``bias`` is None) are treated as ``N(m, Lambda^-1)`` draws under the
+    hyperprior ``Lambda ~ Wishart(I, D)``, ``m | Lambda ~ N(0, (beta0 Lambda)^-1)``,
+    ``D = K + 1`` (``K``). Returns float64 arrays.
     """
     from scipy import stats  # here: importing scipy.stats costs half a second at start-up
 
-    x = np.column_stack([F, bias]).astype(np.float64)
+    x = (F if bias is None else np.column_stack([F, bias])).astype(np.float64)
     n, D = x.shape
     xbar = x.mean(axis=0) if n else np.zeros(D)
     centred = x - xbar

@@ -101,11 +101,12 @@ def objective(users, items, vals, M, N, U, b, V, c, mu, reg, reg_bias, count_reg
 
 
 def gibbs_draw(rows, cols, vals, n_rows, F, bias, other, other_bias, mu, alpha, prec, shift,
-               order, noise):
+               order, noise, row_shift=None):
     """One Gibbs half-step, row by row: ``theta_i = P^-1 (alpha Z^T r + shift) + L^-T z``.
 
     ``Z = [V_i, 1]``, ``P = prec + alpha Z^T Z = L L^T`` (``np.linalg.cholesky``), ``z`` the
-    row's line of ``noise`` (``noise[q]`` belongs to ``order[q]``). Returns new ``(F, bias)``.
+    row's line of ``noise`` (``noise[q]`` belongs to ``order[q]``). With ``row_shift``, row
+    ``i``'s ``shift`` is ``shift + row_shift[i]``. Returns new ``(F, bias)``.
     """
     F = np.array(F, dtype=np.float64)
     bias = np.array(bias, dtype=np.float64)
@@ -117,14 +118,50 @@ def gibbs_draw(rows, cols, vals, n_rows, F, bias, other, other_bias, mu, alpha, 
         Z = np.hstack([other[cols[sel]], np.ones((int(sel.sum()), 1))])
         r = vals[sel] - mu - other_bias[cols[sel]]
         P = prec + alpha * Z.T @ Z
-        mean = np.linalg.solve(P, alpha * Z.T @ r + shift)
+        h = shift if row_shift is None else shift + row_shift[i]
+        mean = np.linalg.solve(P, alpha * Z.T @ r + h)
         L = np.linalg.cholesky(P)
         x = mean + np.linalg.solve(L.T, np.asarray(noise[q], dtype=np.float64))
         F[i], bias[i] = x[:K], x[K]
     return F, bias
 
 
-def gibbs_sampler(users, items, vals, M, N, K, n_samples, burn_in, seed, sample_prior):
+def implicit_term(rows, cols, n_rows, Y):
+    """``S[i] = n_i^-1/2 sum_{k rated by i} Y[k]`` by a loop over the ratings."""
+    S = np.zeros((n_rows, Y.shape[1]))
+    n = np.bincount(rows, minlength=n_rows)
+    for i, k in zip(rows, cols):
+        S[i] += Y[k] / np.sqrt(n[i])
+    return S
+
+
+def implicit_draw(rows, cols, vals, n_rows, base, bias, Y, other, other_bias, mu, alpha, prec,
+                  shift, noise):
+    """Draw ``Y`` row by row, ``k = 0, 1, ...``, each from its conditional written out from
+    the likelihood: the effective vector of row ``i`` is ``base[i] + n_i^-1/2 sum Y[k]``
+    over the ``k`` it rated; rating ``(i, j)`` then reads ``y_k`` with the coefficient
+    ``n_i^-1/2 other[j]`` and the target ``A_ij - mu - bias_i - c_j - (the rest of the
+    effective vector) . other[j]``. Returns the new ``Y``."""
+    Y = np.array(Y, dtype=np.float64)
+    n = np.bincount(rows, minlength=n_rows)
+    for k in range(len(Y)):
+        P = np.array(prec, dtype=np.float64)
+        h = np.array(shift, dtype=np.float64)
+        eff = base + implicit_term(rows, cols, n_rows, Y)
+        for i in np.unique(rows[cols == k]):
+            for j, a in zip(cols[rows == i], vals[rows == i]):
+                x = other[j] / np.sqrt(n[i])
+                rest = eff[i] - Y[k] / np.sqrt(n[i])
+                target = a - mu - bias[i] - other_bias[j] - rest @ other[j]
+                P += alpha * np.outer(x, x)
+                h += alpha * x * target
+        L = np.linalg.cholesky(P)
+        Y[k] = np.linalg.solve(P, h) + np.linalg.solve(L.T, noise[k])
+    return Y
+
+
+def gibbs_sampler(users, items, vals, M, N, K, n_samples, burn_in, seed, sample_prior,
+                  implicit="none"):
     """The BayesianALS chain, spelled out: the same generator calls in the same order.
 
     The draws of the hyper-parameters come from ``sample_prior`` (the library's, tested on
@@ -147,19 +184,49 @@ def gibbs_sampler(users, items, vals, M, N, K, n_samples, burn_in, seed, sample_
     order_u = [i for i in np.argsort(-nu, kind="stable") if nu[i] > 0]
     order_v = [j for j in np.argsort(-ni, kind="stable") if ni[j] > 0]
     samples = []
+    Y, Z = np.zeros((N, K)), np.zeros((M, K))
     for sweep in range(burn_in + n_samples):
-        prec, shift = sample_prior(U[order_u], b[order_u], rng)
-        noise = rng.standard_normal((len(order_u), K + 1))
-        U, b = gibbs_draw(users, items, vals, M, U, b, V, c, mu, alpha, prec, shift, order_u,
-                          noise)
-        prec, shift = sample_prior(V[order_v], c[order_v], rng)
-        noise = rng.standard_normal((len(order_v), K + 1))
-        V, c = gibbs_draw(items, users, vals, N, V, c, U, b, mu, alpha, prec, shift, order_v,
-                          noise)
+        if implicit == "none":
+            prec, shift = sample_prior(U[order_u], b[order_u], rng)
+            noise = rng.standard_normal((len(order_u), K + 1))
+            U, b = gibbs_draw(users, items, vals, M, U, b, V, c, mu, alpha, prec, shift,
+                              order_u, noise)
+            prec, shift = sample_prior(V[order_v], c[order_v], rng)
+            noise = rng.standard_normal((len(order_v), K + 1))
+            V, c = gibbs_draw(items, users, vals, N, V, c, U, b, mu, alpha, prec, shift,
+                              order_v, noise)
+        else:  # effective vectors: users U + S(Y), items V + T(Z)
+            S = implicit_term(users, items, M, Y)
+            T = implicit_term(items, users, N, Z)
+            Vp = V + T
+            prec, shift = sample_prior(U[order_u], b[order_u], rng)
+            noise = rng.standard_normal((len(order_u), K + 1))
+            W, b = gibbs_draw(users, items, vals, M, U + S, b, Vp, c, mu, alpha, prec, shift,
+                              order_u, noise, row_shift=S @ prec[:, :K].T)
+            U = W - S
+            prior_y = sample_prior(Y[ni > 0], None, rng)
+            noise = rng.standard_normal((N, K))
+            Y = implicit_draw(users, items, vals, M, U, b, Y, Vp, c, mu, alpha, *prior_y,
+                              noise)
+            W = U + implicit_term(users, items, M, Y)
+            prec, shift = sample_prior(V[order_v], c[order_v], rng)
+            noise = rng.standard_normal((len(order_v), K + 1))
+            Vp, c = gibbs_draw(items, users, vals, N, Vp, c, W, b, mu, alpha, prec, shift,
+                               order_v, noise, row_shift=T @ prec[:, :K].T)
+            V = Vp - T
+            if implicit == "both":
+                prec, shift = sample_prior(Z[nu > 0], None, rng)
+                noise = rng.standard_normal((M, K))
+                Z = implicit_draw(items, users, vals, N, V, c, Z, W, b, mu, alpha, prec,
+                                  shift, noise)
+            U_, V_ = U, V
+            U, V = W, V + implicit_term(items, users, N, Z)  # effective, for J and keeping
         sse = np.sum((vals - mu - b[users] - c[items] - np.sum(U[users] * V[items], 1)) ** 2)
         alpha = rng.gamma(1 + len(vals) / 2, 1 / (1 + sse / 2))
         if sweep >= burn_in:
             samples.append((U.copy(), b.copy(), V.copy(), c.copy()))
+        if implicit != "none":
+            U, V = U_, V_
 
     def predict(u, i):
         return np.mean([mu + bs[u] + cs[i] + np.sum(Us[u] * Vs[i], 1)

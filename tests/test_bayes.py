@@ -25,7 +25,8 @@ def _draw(ratings, K, dtype, F, bias, other, other_bias, mu, alpha, prec, shift,
     dt = np.dtype(dtype).type
     F, bias = F.astype(dtype), bias.astype(dtype)
     failed = sample_rows(*csr, other.astype(dtype), other_bias.astype(dtype), dt(mu), dt(alpha),
-                         prec.astype(dtype), shift.astype(dtype), order, n_tasks,
+                         prec.astype(dtype), shift.astype(dtype), np.zeros((0, K + 1), dtype),
+                         order, n_tasks,
                          noise[: len(order)].astype(dtype), F, bias)
     return failed, F, bias, order
 
@@ -285,3 +286,103 @@ def test_thin_keeps_every_nth_sweep_of_the_same_chain():
                                full.user_factors_[:, 2 * K:3 * K] * np.sqrt(6), rtol=1e-6)
     # between kept sweeps the validation curve holds the running mean
     assert seen[5] == seen[6] == seen[4]
+
+
+# -- implicit ("who rated what") terms, issue 15 ------------------------------------------------
+
+
+@pytest.mark.parametrize("implicit", ["users", "both"])
+def test_implicit_chain_matches_spelled_out_sampler(implicit):
+    ratings = awkward_ratings(n_users=14, n_items=11, n=70)
+    M, N = ratings.shape
+    model = fastmf.BayesianALS(3, n_samples=3, burn_in=2, dtype="float64", implicit=implicit,
+                               random_state=5).fit(ratings)
+    predict = ref.gibbs_sampler(ratings.user_index, ratings.item_index, ratings.values, M, N,
+                                3, 3, 2, 5, sample_prior, implicit=implicit)
+    u, i = np.meshgrid(np.arange(M), np.arange(N), indexing="ij")
+    got = model.predict(ratings.user_ids[u.ravel()], ratings.item_ids[i.ravel()], clip=False)
+    np.testing.assert_allclose(got, predict(u.ravel(), i.ravel()), rtol=1e-7)
+
+
+def test_zero_row_shift_draws_the_same_bits_as_none():
+    """The implicit path's per-row prior shift, at zero, is today's sampler bit for bit."""
+    ratings, _ = fastmf.make_ratings(40, 30, 600, random_state=2)
+    K = 4
+    rng = np.random.default_rng(0)
+    other, other_bias = rng.standard_normal((30, K)) / K, rng.standard_normal(30) * 0.1
+    prec, shift = np.eye(K + 1) * 2.0, rng.standard_normal(K + 1)
+    noise = rng.standard_normal((40, K + 1))
+    csr = ratings.to_csr(np.float32)
+    order = row_order(np.diff(csr[0]))
+    outs = []
+    for row_shift in (np.zeros((0, K + 1), np.float32), np.zeros((40, K + 1), np.float32)):
+        F, bias = np.zeros((40, K), np.float32), np.zeros(40, np.float32)
+        sample_rows(*csr, other.astype(np.float32), other_bias.astype(np.float32),
+                    np.float32(3.5), np.float32(2.0), prec.astype(np.float32),
+                    shift.astype(np.float32), row_shift, order, 2,
+                    noise[: len(order)].astype(np.float32), F, bias)
+        outs.append((F, bias))
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+
+
+def test_implicit_draws_have_the_conditional_moments():
+    """y_k's draws: mean and covariance of the Gaussian written out from the likelihood."""
+    from fastmf.kernels import implicit_precisions, implicit_statistics, sample_implicit
+
+    ratings = awkward_ratings(n_users=12, n_items=9, n=60)
+    M, N = ratings.shape
+    K, alpha, mu = 3, 2.0, float(np.mean(ratings.values))
+    rng = np.random.default_rng(1)
+    base, b = rng.standard_normal((M, K)) * 0.5, rng.standard_normal(M) * 0.1
+    V, c = rng.standard_normal((N, K)) * 0.5, rng.standard_normal(N) * 0.1
+    Y0 = rng.standard_normal((N, K)) * 0.3
+    prec = np.array([[2.0, 0.3, 0.0], [0.3, 1.5, 0.2], [0.0, 0.2, 1.0]])
+    shift = np.array([0.2, -0.1, 0.3])
+    users, items, vals = ratings.user_index, ratings.item_index, ratings.values
+    k = int(np.bincount(items).argmax())  # the item with the most raters
+    # the conditional of y_k, spelled out: every rating of every user who rated k
+    n = np.bincount(users, minlength=M)
+    eff = base + ref.implicit_term(users, items, M, Y0)
+    P, h = prec.copy(), shift.copy()
+    for i in np.unique(users[items == k]):
+        for j, a in zip(items[users == i], vals[users == i]):
+            x = V[j] / np.sqrt(n[i])
+            target = a - mu - b[i] - c[j] - (eff[i] - Y0[k] / np.sqrt(n[i])) @ V[j]
+            P += alpha * np.outer(x, x)
+            h += alpha * x * target
+    mean, cov = np.linalg.solve(P, h), np.linalg.inv(P)
+    # the kernel: rows of Y other than k have no incidences, so only y_k moves
+    csr, csc = ratings.to_csr(np.float64), ratings.to_csc(np.float64)
+    keep = np.where(csc[1][csc[0][k]:csc[0][k + 1]] >= 0)[0]  # all raters of k
+    inc_ptr = np.zeros(N + 1, dtype=np.int64)
+    inc_ptr[k + 1:] = len(keep)
+    inc_idx = csc[1][csc[0][k]:csc[0][k + 1]]
+    draws = []
+    for _ in range(3000):
+        grams, resid = np.zeros((M, K, K)), np.zeros((M, K))
+        W = eff.copy()
+        implicit_statistics(*csr, V, c, mu, W, b, row_order(np.diff(csr[0])), 2, grams, resid)
+        Y = Y0.copy()
+        Q = np.empty((N, K, K))
+        implicit_precisions(inc_ptr, inc_idx, n, grams, Q)
+        assert sample_implicit(inc_ptr, inc_idx, n, grams, Q, resid, alpha, prec, shift,
+                               rng.standard_normal((N, K)), Y, W) == 0
+        draws.append(Y[k].copy())
+        # the effective vectors moved by exactly n_i^-1/2 (y_k' - y_k)
+        raters = inc_idx
+        np.testing.assert_allclose(W[raters], eff[raters] + (Y[k] - Y0[k])
+                                   / np.sqrt(n[raters])[:, None], atol=1e-12)
+    draws = np.array(draws)
+    se = np.sqrt(np.diag(cov) / len(draws))
+    assert np.all(np.abs(draws.mean(0) - mean) < 5 * se)
+    np.testing.assert_allclose(np.cov(draws.T), cov, rtol=0.15, atol=0.05 * np.abs(cov).max())
+
+
+def test_implicit_result_does_not_depend_on_thread_count():
+    ratings, _ = fastmf.make_ratings(150, 80, 3000, random_state=1)
+    fits = [fastmf.BayesianALS(4, n_samples=3, burn_in=2, implicit="both", random_state=0,
+                               n_jobs=n).fit(ratings) for n in (1, 2)]
+    np.testing.assert_array_equal(fits[0].user_factors_, fits[1].user_factors_)
+    np.testing.assert_array_equal(fits[0].item_factors_, fits[1].item_factors_)
+    np.testing.assert_array_equal(fits[0].item_bias_, fits[1].item_bias_)

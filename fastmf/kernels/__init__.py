@@ -13,7 +13,13 @@ with kernel_cache():  # the @njit(cache=True) functions below cache outside the 
         solve_rows,
         solve_rows_cg,
     )
-    from fastmf.kernels.gibbs import sample_rows
+    from fastmf.kernels.gibbs import (
+        implicit_precisions,
+        implicit_statistics,
+        implicit_sums,
+        sample_implicit,
+        sample_rows,
+    )
     from fastmf.kernels.implicit import implicit_loss, implicit_rows, implicit_rows_cg
     from fastmf.kernels.objective import loss_rows, objective, penalty_rows, predict_pairs
     from fastmf.kernels.sgd import sgd_epoch, sgd_visit_order
@@ -23,11 +29,15 @@ __all__ = [
     "implicit_loss",
     "implicit_rows",
     "implicit_rows_cg",
+    "implicit_precisions",
+    "implicit_statistics",
+    "implicit_sums",
     "loss_rows",
     "normal_equations",
     "objective",
     "penalty_rows",
     "predict_pairs",
+    "sample_implicit",
     "sample_rows",
     "sgd_epoch",
     "sgd_visit_order",

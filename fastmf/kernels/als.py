@@ -326,9 +326,10 @@ def solve_normal_equations(
     stats, counts, reg, reg_bias, count_reg, count_bias, joint, n_tasks, factors, bias,
 ):
     """Solve each row from summed statistics ``stats[r]`` (packed as :func:`normal_equations`
-    writes them) with ``counts[r]`` ratings, as :func:`solve_rows` would from the ratings themselves. Rows with no ratings
-    keep their factors. ``factors``/``bias`` hold the current values (used by the sequential
-    update) and receive the new ones. Returns the number of failed rows (set to NaN).
+    writes them) with ``counts[r]`` ratings, as :func:`solve_rows` would from the ratings
+    themselves. Rows with no ratings keep their factors. ``factors``/``bias`` hold the
+    current values (used by the sequential update) and receive the new ones. Returns the
+    number of failed rows (set to NaN).
 
     Races: none -- row ``r`` is written by the one task that owns it.
     """
