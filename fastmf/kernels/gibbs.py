@@ -17,6 +17,7 @@ from numba import njit, prange
 
 from fastmf.kernels.als import (
     _FASTMATH,
+    _FASTMATH_REDUCE,
     _cholesky_solve,
     _failures,
     _gather_gram,
@@ -166,10 +167,19 @@ def implicit_statistics(indptr, indices, data, other, other_bias, mu, own, own_b
                 resid[i, a] = s
 
 
+@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+def _row_dot(grams, i, a, t):
+    """``grams[i, a] . t``, reassociated so it vectorizes; it stores nothing, so its order is
+    fixed at compile time (docs/design.md section 5)."""
+    s = grams.dtype.type(0.0)
+    for c in range(t.shape[0]):
+        s += grams[i, a, c] * t[c]
+    return s
+
+
 @njit(parallel=True, cache=True)
 def implicit_precisions(indptr, indices, counts, grams, out):
-    """``out[k] = sum_i n_i^-1 G_i`` over the rows ``i`` listed for ``k`` (lower triangle and
-    diagonal): the likelihood's share of ``y_k``'s precision, which no draw changes, so it is
+    """``out[k] = sum_i n_i^-1 G_i`` over the rows ``i`` listed for ``k``: the likelihood's share of ``y_k``'s precision, which no draw changes, so it is
     summed for every ``k`` at once, in parallel. Races: none -- ``out[k]`` has one task."""
     K = grams.shape[1]
     for k in prange(out.shape[0]):
@@ -180,7 +190,7 @@ def implicit_precisions(indptr, indices, counts, grams, out):
             i = indices[q]
             w = out.dtype.type(1.0 / counts[i])
             for a in range(K):
-                for c in range(a + 1):
+                for c in range(K):  # the full square: fixed trip counts vectorize better
                     out[k, a, c] += w * grams[i, a, c]
 
 
@@ -201,8 +211,7 @@ def sample_implicit(indptr, indices, counts, grams, precisions, resid, alpha, pr
     resid[i]`` the current ``sum_j v_j e_ij`` of row ``i``. After the draw, with ``d = y_k' -
     y_k``, ``g_i -= n_i^-1/2 G_i d`` and ``eff[i] += n_i^-1/2 d`` keep the statistics and the
     effective vectors exact for the next row: a Gibbs scan, sequential by construction (one
-    thread, a fixed order). Its loops are elementwise (axpy form, ``G_i`` symmetric), so they
-    vectorize without reassociation.
+    thread, a fixed order).
 
     ``counts[i] = n_i``; ``noise`` (rows of Y, K) standard normal draws from the caller.
     Returns the number of rows whose precision was not positive definite (set to NaN).
@@ -244,10 +253,8 @@ def sample_implicit(indptr, indices, counts, grams, precisions, resid, alpha, pr
         for q in range(indptr[k], indptr[k + 1]):
             i = indices[q]
             s = dt(1.0 / np.sqrt(counts[i]))
-            for c in range(K):  # g_i -= s G_i d, column by column (G_i symmetric)
-                sc = s * t[c]
-                for a in range(K):
-                    resid[i, a] -= sc * grams[i, c, a]
+            for a in range(K):  # g_i -= s G_i d
+                resid[i, a] -= s * _row_dot(grams, i, a, t)
             for a in range(K):
                 eff[i, a] += s * t[a]
     return failed
