@@ -2,9 +2,11 @@
 
     python bench/accuracy.py ml100k      # u1..u5 base/test, search on each base only
     python bench/accuracy.py ml1m        # random 90/10 split, search on the 90 % only
+    python bench/accuracy.py ml1m "BayesianALS implicit=both"   # one estimator only
 
-Each runs both estimators: ``BiasedALS`` (search over ``n_factors`` and ``reg``) and
-``BayesianALS`` (search over ``n_factors``; it has no penalty to tune). Reads
+Each runs every estimator below: ``BiasedALS`` (search over ``n_factors`` and ``reg``),
+``BayesianALS`` and ``BayesianALS(implicit="both")`` (search over ``n_factors``; they have
+no penalty to tune). Reads
 ``$FASTMF_DATA_DIR`` (default ``../shared/data``). For every outer split the search
 (``fastmf.model_selection.search`` on a 90/10 holdout of the training part) picks the
 parameters; the chosen model is refit on the whole training part and scored once on the test
@@ -37,6 +39,11 @@ ESTIMATORS = {
         {"ml100k": {"n_factors": [5, 10, 20, 32]},
          "ml1m": {"n_factors": [16, 32, 64]}},
     ),
+    "BayesianALS implicit=both": (
+        fastmf.BayesianALS(implicit="both", random_state=0),
+        {"ml100k": {"n_factors": [10, 20, 32]},
+         "ml1m": {"n_factors": [32, 64]}},
+    ),
 }
 
 
@@ -50,11 +57,11 @@ def chosen_and_scored(name: str, dataset: str, train, test, holdout_seed: int) -
             **{f"test_{k}": round(v, 4) for k, v in score(model, test).items()}}
 
 
-def ml100k() -> dict:
+def ml100k(names) -> dict:
     out = {"protocol": "ML-100K u1..u5, search on a 90/10 holdout of each base"}
     folds = [(fastmf.read_ratings(DATA / "ml-100k" / f"u{i}.base"),
               fastmf.read_ratings(DATA / "ml-100k" / f"u{i}.test")) for i in range(1, 6)]
-    for name in ESTIMATORS:
+    for name in names:
         rows = []
         for i, (train, test) in enumerate(folds, 1):
             rows.append({"fold": f"u{i}", **chosen_and_scored(name, "ml100k", train, test, i)})
@@ -64,22 +71,25 @@ def ml100k() -> dict:
     return out
 
 
-def ml1m() -> dict:
+def ml1m(names) -> dict:
     ratings = fastmf.read_ratings(DATA / "ml-1m" / "ratings_uir.tsv.gz")
     train, test = train_test_split(ratings, 0.1, random_state=0)
     # Validation: one 90/10 split of the training part. 3-fold CV would train on only two
     # thirds of it and so pick more regularization than the full training part wants.
     out = {"protocol": "ML-1M random 90/10 (random_state=0), search on a 90/10 holdout of "
                        "the 90 % (random_state=1)"}
-    for name in ESTIMATORS:
+    for name in names:
+        t0 = time.perf_counter()
         out[name] = chosen_and_scored(name, "ml1m", train, test, 1)
+        out[name]["search_and_fit_seconds"] = round(time.perf_counter() - t0, 1)
         print(json.dumps(out[name]), flush=True)
     return out
 
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "ml100k"
+    names = sys.argv[2:] or list(ESTIMATORS)
     t0 = time.perf_counter()
-    result = {"ml100k": ml100k, "ml1m": ml1m}[which]()
+    result = {"ml100k": ml100k, "ml1m": ml1m}[which](names)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result))

@@ -179,6 +179,7 @@ class BayesianALS(FactorModel):
         validation: Any = None,
         callback: Callable[[int, BayesianALS], Any] | None = None,
         columns: Any = None,
+        implicit_pairs: Any = None,
     ) -> BayesianALS:
         """Run the sampler on observed ratings and keep the posterior-mean predictor.
 
@@ -199,6 +200,10 @@ class BayesianALS(FactorModel):
             For a DataFrame ``X``: its user, item and rating columns, by name or position
             (default: recognised names such as ``user``/``userId``, ``item``/``movieId``,
             ``rating``; unrecognised names are an error, never a guess).
+        implicit_pairs : (users, items) or array of shape (n, 2), optional
+            With ``implicit="users"``/``"both"``: more (user, item) pairs known to be rated,
+            without their values (e.g. the pairs to be predicted), added to the training
+            pairs in ``N(i)`` and ``N(j)``. Their ids must occur in ``X``.
 
         Notes
         -----
@@ -214,7 +219,8 @@ class BayesianALS(FactorModel):
         ratings = as_ratings(X, columns)
         self._check_training(ratings)
         val = None if validation is None else self._validation_pairs(validation, ratings)
-        trainer = _GibbsTrainer(self, ratings, cfg, val)
+        pairs = _implicit_pairs(implicit_pairs, ratings, cfg["implicit"])
+        trainer = _GibbsTrainer(self, ratings, cfg, val, pairs)
         train(self, trainer, n_jobs=self.n_jobs, verbose=self.verbose, callback=callback)
         self._set_residual_std(trainer.csr)
         return self
@@ -247,7 +253,7 @@ class _GibbsTrainer(Trainer):
     curves = ("rmse", "noise_precision")
     unit = "sweep"
 
-    def __init__(self, model: BayesianALS, ratings, cfg: dict, val) -> None:
+    def __init__(self, model: BayesianALS, ratings, cfg: dict, val, pairs=None) -> None:
         dt, K, S = cfg["dtype"], cfg["n_factors"], cfg["n_samples"]
         self.model, self.cfg, self.val = model, cfg, val
         self.has_validation = val is not None
@@ -284,7 +290,13 @@ class _GibbsTrainer(Trainer):
         # the start is today's; the chain keeps U, V and the effective W = U + S(Y),
         # V' = V + T(Z).
         self.mode = cfg["implicit"]
-        self.user_counts, self.item_counts = user_counts, item_counts
+        # Who rated what: N(i) and N(j) as compressed rows (the training pairs, plus any
+        # implicit_pairs) and their sizes n_i, n_j.
+        if pairs is None:
+            self.n_csr, self.n_csc = self.csr[:2], self.csc[:2]
+        else:
+            self.n_csr, self.n_csc = _incidence(ratings, *pairs)
+        self.n_user, self.n_item = np.diff(self.n_csr[0]), np.diff(self.n_csc[0])
         self.Y = np.zeros((N, K), dtype=dt) if self.mode != "none" else None
         self.Z = np.zeros((M, K), dtype=dt) if self.mode == "both" else None
         self.kept_U = np.zeros((M, S, K), dtype=dt)
@@ -385,22 +397,22 @@ class _GibbsTrainer(Trainer):
         dt, K = self.cfg["dtype"], self.cfg["n_factors"]
         M, N = len(self.U), len(self.V)
         S = np.empty((M, K), dtype=dt)
-        implicit_sums(self.csr[0], self.csr[1], self.Y, S)
+        implicit_sums(*self.n_csr, self.Y, S)
         T = np.zeros((N, K), dtype=dt)
         if self.Z is not None:
-            implicit_sums(self.csc[0], self.csc[1], self.Z, T)
+            implicit_sums(*self.n_csc, self.Z, T)
         W, Vp = self.U + S, self.V + T
         b, c = self.b, self.c
         self._draw_side("user", self.csr, self.user_order, W, b, Vp, c, S, it, n_threads)
-        self._draw_implicit(self.Y, "user", self.csr, self.user_order, self.user_counts, W, b,
-                            Vp, c, self.csc, it, n_threads)
-        implicit_sums(self.csr[0], self.csr[1], self.Y, S)
+        self._draw_implicit(self.Y, "user", self.csr, self.user_order, self.n_user, W, b,
+                            Vp, c, self.n_csc, it, n_threads)
+        implicit_sums(*self.n_csr, self.Y, S)
         self.U[...] = W - S
         self._draw_side("item", self.csc, self.item_order, Vp, c, W, b, T, it, n_threads)
         if self.Z is not None:
-            self._draw_implicit(self.Z, "item", self.csc, self.item_order, self.item_counts,
-                                Vp, c, W, b, self.csr, it, n_threads)
-            implicit_sums(self.csc[0], self.csc[1], self.Z, T)
+            self._draw_implicit(self.Z, "item", self.csc, self.item_order, self.n_item,
+                                Vp, c, W, b, self.n_csr, it, n_threads)
+            implicit_sums(*self.n_csc, self.Z, T)
         self.V[...] = Vp - T
         return W, Vp
 
@@ -432,6 +444,51 @@ class _GibbsTrainer(Trainer):
                           user_bias=(self.sum_b / kept * self.s).astype(dt),
                           item_bias=(self.sum_c / kept * self.s).astype(dt), **self.fitted)
         model.n_samples_ = kept
+
+
+def _implicit_pairs(pairs: Any, ratings, mode: str):
+    """``implicit_pairs`` as (user rows, item columns) of the training id space, or None."""
+    if pairs is None:
+        return None
+    if mode == "none":
+        raise ValueError("implicit_pairs needs implicit='users' or 'both' (implicit='none' "
+                         "has no who-rated-what terms)")
+    if isinstance(pairs, tuple) and len(pairs) == 2:
+        users, items = np.asarray(pairs[0]), np.asarray(pairs[1])
+    else:
+        arr = np.asarray(pairs)
+        if arr.ndim != 2 or arr.shape[1] != 2:
+            raise ValueError("implicit_pairs must be (users, items) or an array of shape "
+                             f"(n, 2), got shape {arr.shape}")
+        users, items = arr[:, 0], arr[:, 1]
+    if users.shape != items.shape or users.ndim != 1:
+        raise ValueError(f"implicit_pairs: {users.shape[0] if users.ndim else 1} users but "
+                         f"{items.shape[0] if items.ndim else 1} items")
+    from fastmf.ratings import lookup
+
+    rows, cols = lookup(ratings.user_ids, users, "user"), lookup(ratings.item_ids, items, "item")
+    for what, idx, ids in (("user", rows, users), ("item", cols, items)):
+        if (idx < 0).any():
+            bad = np.flatnonzero(idx < 0)
+            raise ValueError(f"implicit_pairs: {len(bad)} {what} id(s) not in the training "
+                             f"ratings (first: {ids[bad[0]]!r} at position {bad[0]}); a "
+                             "who-rated-what term needs a row fitted from ratings")
+    return rows.astype(np.int64), cols.astype(np.int64)
+
+
+def _incidence(ratings, rows: np.ndarray, cols: np.ndarray):
+    """``N(i)`` and ``N(j)`` as ``(indptr, indices)`` pairs: the training pairs and the given
+    ones, each pair once."""
+    import scipy.sparse as sp
+
+    M, N = ratings.shape
+    r = np.concatenate([ratings.user_index.astype(np.int64), rows])
+    c = np.concatenate([ratings.item_index.astype(np.int64), cols])
+    A = sp.csr_matrix((np.ones(len(r), dtype=np.int32), (r, c)), shape=(M, N))
+    A.sum_duplicates()
+    B = A.tocsc()
+    return ((A.indptr.astype(np.int64), A.indices.astype(np.int32)),
+            (B.indptr.astype(np.int64), B.indices.astype(np.int32)))
 
 
 def _unit_scale(values: np.ndarray) -> float:

@@ -136,19 +136,21 @@ def implicit_term(rows, cols, n_rows, Y):
 
 
 def implicit_draw(rows, cols, vals, n_rows, base, bias, Y, other, other_bias, mu, alpha, prec,
-                  shift, noise):
+                  shift, noise, pairs=None):
     """Draw ``Y`` row by row, ``k = 0, 1, ...``, each from its conditional written out from
     the likelihood: the effective vector of row ``i`` is ``base[i] + n_i^-1/2 sum Y[k]``
     over the ``k`` it rated; rating ``(i, j)`` then reads ``y_k`` with the coefficient
     ``n_i^-1/2 other[j]`` and the target ``A_ij - mu - bias_i - c_j - (the rest of the
-    effective vector) . other[j]``. Returns the new ``Y``."""
+    effective vector) . other[j]``. ``pairs = (rows, cols)``: who rated what, if not the
+    rated pairs themselves. Returns the new ``Y``."""
     Y = np.array(Y, dtype=np.float64)
-    n = np.bincount(rows, minlength=n_rows)
+    pr, pc = (rows, cols) if pairs is None else pairs
+    n = np.bincount(pr, minlength=n_rows)
     for k in range(len(Y)):
         P = np.array(prec, dtype=np.float64)
         h = np.array(shift, dtype=np.float64)
-        eff = base + implicit_term(rows, cols, n_rows, Y)
-        for i in np.unique(rows[cols == k]):
+        eff = base + implicit_term(pr, pc, n_rows, Y)
+        for i in np.unique(pr[pc == k]):
             for j, a in zip(cols[rows == i], vals[rows == i]):
                 x = other[j] / np.sqrt(n[i])
                 rest = eff[i] - Y[k] / np.sqrt(n[i])
@@ -161,7 +163,7 @@ def implicit_draw(rows, cols, vals, n_rows, base, bias, Y, other, other_bias, mu
 
 
 def gibbs_sampler(users, items, vals, M, N, K, n_samples, burn_in, seed, sample_prior,
-                  implicit="none"):
+                  implicit="none", pairs=None):
     """The BayesianALS chain, spelled out: the same generator calls in the same order.
 
     The draws of the hyper-parameters come from ``sample_prior`` (the library's, tested on
@@ -185,6 +187,10 @@ def gibbs_sampler(users, items, vals, M, N, K, n_samples, burn_in, seed, sample_
     order_v = [j for j in np.argsort(-ni, kind="stable") if ni[j] > 0]
     samples = []
     Y, Z = np.zeros((N, K)), np.zeros((M, K))
+    # who rated what: the rated pairs, plus any extra ones, each pair once
+    pu, pi = (users, items) if pairs is None else np.unique(
+        np.c_[np.r_[users, pairs[0]], np.r_[items, pairs[1]]], axis=0).T
+    nu_pairs, ni_pairs = np.bincount(pu, minlength=M), np.bincount(pi, minlength=N)
     for sweep in range(burn_in + n_samples):
         if implicit == "none":
             prec, shift = sample_prior(U[order_u], b[order_u], rng)
@@ -196,31 +202,31 @@ def gibbs_sampler(users, items, vals, M, N, K, n_samples, burn_in, seed, sample_
             V, c = gibbs_draw(items, users, vals, N, V, c, U, b, mu, alpha, prec, shift,
                               order_v, noise)
         else:  # effective vectors: users U + S(Y), items V + T(Z)
-            S = implicit_term(users, items, M, Y)
-            T = implicit_term(items, users, N, Z)
+            S = implicit_term(pu, pi, M, Y)
+            T = implicit_term(pi, pu, N, Z)
             Vp = V + T
             prec, shift = sample_prior(U[order_u], b[order_u], rng)
             noise = rng.standard_normal((len(order_u), K + 1))
             W, b = gibbs_draw(users, items, vals, M, U + S, b, Vp, c, mu, alpha, prec, shift,
                               order_u, noise, row_shift=S @ prec[:, :K].T)
             U = W - S
-            prior_y = sample_prior(Y[ni > 0], None, rng)
+            prior_y = sample_prior(Y[ni_pairs > 0], None, rng)
             noise = rng.standard_normal((N, K))
             Y = implicit_draw(users, items, vals, M, U, b, Y, Vp, c, mu, alpha, *prior_y,
-                              noise)
-            W = U + implicit_term(users, items, M, Y)
+                              noise, pairs=(pu, pi))
+            W = U + implicit_term(pu, pi, M, Y)
             prec, shift = sample_prior(V[order_v], c[order_v], rng)
             noise = rng.standard_normal((len(order_v), K + 1))
             Vp, c = gibbs_draw(items, users, vals, N, Vp, c, W, b, mu, alpha, prec, shift,
                                order_v, noise, row_shift=T @ prec[:, :K].T)
             V = Vp - T
             if implicit == "both":
-                prec, shift = sample_prior(Z[nu > 0], None, rng)
+                prec, shift = sample_prior(Z[nu_pairs > 0], None, rng)
                 noise = rng.standard_normal((M, K))
                 Z = implicit_draw(items, users, vals, N, V, c, Z, W, b, mu, alpha, prec,
-                                  shift, noise)
+                                  shift, noise, pairs=(pi, pu))
             U_, V_ = U, V
-            U, V = W, V + implicit_term(items, users, N, Z)  # effective, for J and keeping
+            U, V = W, V + implicit_term(pi, pu, N, Z)  # effective, for J and keeping
         sse = np.sum((vals - mu - b[users] - c[items] - np.sum(U[users] * V[items], 1)) ** 2)
         alpha = rng.gamma(1 + len(vals) / 2, 1 / (1 + sse / 2))
         if sweep >= burn_in:

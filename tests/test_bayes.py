@@ -386,3 +386,39 @@ def test_implicit_result_does_not_depend_on_thread_count():
     np.testing.assert_array_equal(fits[0].user_factors_, fits[1].user_factors_)
     np.testing.assert_array_equal(fits[0].item_factors_, fits[1].item_factors_)
     np.testing.assert_array_equal(fits[0].item_bias_, fits[1].item_bias_)
+
+
+def test_implicit_pairs_enter_who_rated_what_as_the_spelled_out_sampler():
+    ratings = awkward_ratings(n_users=14, n_items=11, n=70)
+    M, N = ratings.shape
+    rng = np.random.default_rng(3)
+    extra_u, extra_i = rng.integers(0, M, 25), rng.integers(0, N, 25)
+    model = fastmf.BayesianALS(3, n_samples=3, burn_in=2, dtype="float64", implicit="both",
+                               random_state=5)
+    model.fit(ratings, implicit_pairs=(ratings.user_ids[extra_u], ratings.item_ids[extra_i]))
+    predict = ref.gibbs_sampler(ratings.user_index, ratings.item_index, ratings.values, M, N,
+                                3, 3, 2, 5, sample_prior, implicit="both",
+                                pairs=(extra_u, extra_i))
+    u, i = np.meshgrid(np.arange(M), np.arange(N), indexing="ij")
+    got = model.predict(ratings.user_ids[u.ravel()], ratings.item_ids[i.ravel()], clip=False)
+    np.testing.assert_allclose(got, predict(u.ravel(), i.ravel()), rtol=1e-7)
+
+
+def test_implicit_pairs_that_repeat_training_pairs_change_nothing():
+    ratings, _ = fastmf.make_ratings(60, 40, 800, random_state=4)
+    pairs = np.c_[ratings.user_ids[ratings.user_index], ratings.item_ids[ratings.item_index]]
+    fits = [fastmf.BayesianALS(3, n_samples=2, burn_in=1, implicit="users", random_state=0)
+            .fit(ratings, implicit_pairs=p) for p in (None, pairs[:100])]
+    np.testing.assert_array_equal(fits[0].user_factors_, fits[1].user_factors_)
+
+
+def test_implicit_pairs_bad_input_is_refused_by_name():
+    ratings, _ = fastmf.make_ratings(30, 20, 300, random_state=4)
+    with pytest.raises(ValueError, match="implicit='users' or 'both'"):
+        fastmf.BayesianALS(2, n_samples=1, burn_in=0).fit(ratings, implicit_pairs=[(0, 0)])
+    with pytest.raises(ValueError, match="not in the training ratings"):
+        fastmf.BayesianALS(2, n_samples=1, burn_in=0, implicit="users").fit(
+            ratings, implicit_pairs=[(0, 0), (10**6, 0)])
+    with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
+        fastmf.BayesianALS(2, n_samples=1, burn_in=0, implicit="users").fit(
+            ratings, implicit_pairs=np.zeros((3, 3)))

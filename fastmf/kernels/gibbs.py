@@ -179,8 +179,9 @@ def _row_dot(grams, i, a, t):
 
 @njit(parallel=True, cache=True)
 def implicit_precisions(indptr, indices, counts, grams, out):
-    """``out[k] = sum_i n_i^-1 G_i`` over the rows ``i`` listed for ``k``: the likelihood's share of ``y_k``'s precision, which no draw changes, so it is
-    summed for every ``k`` at once, in parallel. Races: none -- ``out[k]`` has one task."""
+    """``out[k] = sum_i n_i^-1 G_i`` over the rows ``i`` listed for ``k``: the likelihood's
+    share of ``y_k``'s precision, which no draw changes, so it is summed for every ``k`` at
+    once, in parallel. Races: none -- ``out[k]`` has one task."""
     K = grams.shape[1]
     for k in prange(out.shape[0]):
         for a in range(K):
