@@ -178,6 +178,14 @@ def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current,
 
 
 @njit(cache=True)
+def _gram_scratch(chunk, K, dt):
+    """One task's scratch for :func:`_gather_gram`: ``X (chunk, K+2)``, ``G`` and ``T``
+    ``(K+2, K+2)``, allocated once per task, never per row."""
+    return (np.empty((chunk, K + 2), dtype=dt), np.empty((K + 2, K + 2), dtype=dt),
+            np.empty((K + 2, K + 2), dtype=dt))
+
+
+@njit(cache=True)
 def _gram_chunk(indptr, rows, K):
     """Gather-scratch rows: the longest listed row, capped by the BLAS small-matrix limit."""
     longest = 0
@@ -252,10 +260,7 @@ def solve_rows(
     failed = np.zeros(n_tasks, dtype=np.int64)
     chunk = _gram_chunk(indptr, order, K)
     for task in prange(n_tasks):
-        # Scratch allocated once per task, never per row.
-        X = np.empty((chunk, K + 2), dtype=dt)
-        G = np.empty((K + 2, K + 2), dtype=dt)
-        T = np.empty((K + 2, K + 2), dtype=dt)
+        X, G, T = _gram_scratch(chunk, K, dt)
         S = np.empty((K + 1, K + 1), dtype=dt)
         x = np.empty(K + 1, dtype=dt)
         for q in range(task, order.shape[0], n_tasks):
@@ -288,9 +293,7 @@ def normal_equations(indptr, indices, data, other, other_bias, mu, rows, n_tasks
     dt = out.dtype
     chunk = _gram_chunk(indptr, rows, K)
     for task in prange(n_tasks):
-        X = np.empty((chunk, K + 2), dtype=dt)
-        G = np.empty((K + 2, K + 2), dtype=dt)
-        T = np.empty((K + 2, K + 2), dtype=dt)
+        X, G, T = _gram_scratch(chunk, K, dt)
         for q in range(task, rows.shape[0], n_tasks):
             row = rows[q]
             if indptr[row + 1] == indptr[row]:

@@ -22,6 +22,7 @@ from fastmf.kernels.als import (
     _failures,
     _gather_gram,
     _gram_chunk,
+    _gram_scratch,
     _write_row,
 )
 
@@ -103,9 +104,7 @@ def sample_rows(
     failed = np.zeros(n_tasks, dtype=np.int64)
     chunk = _gram_chunk(indptr, order, K)
     for task in prange(n_tasks):
-        X = np.empty((chunk, K + 2), dtype=dt)
-        G = np.empty((K + 2, K + 2), dtype=dt)
-        T = np.empty((K + 2, K + 2), dtype=dt)
+        X, G, T = _gram_scratch(chunk, K, dt)
         w = np.empty(K + 1, dtype=dt)
         x = np.empty(K + 1, dtype=dt)
         for q in range(task, order.shape[0], n_tasks):
@@ -151,9 +150,7 @@ def implicit_statistics(indptr, indices, data, other, other_bias, mu, own, own_b
     dt = grams.dtype
     chunk = _gram_chunk(indptr, order, K)
     for task in prange(n_tasks):
-        X = np.empty((chunk, K + 2), dtype=dt)
-        G = np.empty((K + 2, K + 2), dtype=dt)
-        T = np.empty((K + 2, K + 2), dtype=dt)
+        X, G, T = _gram_scratch(chunk, K, dt)
         for q in range(task, order.shape[0], n_tasks):
             i = order[q]
             _gather_gram(indptr, indices, data, other, other_bias, mu, i, X, G, T)
