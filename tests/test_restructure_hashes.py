@@ -28,6 +28,7 @@ RECORD = HERE / "restructure_hashes.json"
 
 def _signature() -> dict:
     import numba
+    import scipy.linalg  # noqa: F401 -- loads scipy's BLAS: run alone, the test saw one BLAS
     from threadpoolctl import threadpool_info
 
     blas = [(i.get("internal_api"), i.get("version"), i.get("architecture"))
