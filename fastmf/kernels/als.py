@@ -436,6 +436,30 @@ def _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, r
         out[K] += s
 
 
+@njit(cache=True, fastmath=_FASTMATH)
+def _cg_update(x, res, p, Ap, D, rs_old):
+    """One conjugate-gradient step given ``Ap = A p`` (first ``D`` entries): ``x += alpha p``,
+    ``res -= alpha Ap``, ``p = res + beta p``. Returns ``(ok, |res|^2)``; ``ok`` is False when
+    the curvature ``p.Ap`` is not positive. Shared by the explicit and implicit CG kernels.
+    No reassociation (see the note below)."""
+    zero = x.dtype.type(0.0)
+    pAp = zero
+    for a in range(D):
+        pAp += p[a] * Ap[a]
+    if not pAp > zero:
+        return False, rs_old
+    alpha = rs_old / pAp
+    rs_new = zero
+    for a in range(D):
+        x[a] += alpha * p[a]
+        res[a] -= alpha * Ap[a]
+        rs_new += res[a] * res[a]
+    beta = rs_new / rs_old
+    for a in range(D):
+        p[a] = res[a] + beta * p[a]
+    return True, rs_new
+
+
 # No reassociation here: these O(K) loops store into the scratch vectors they reduce over, so
 # LLVM guards their vectorized form with a run-time alias check and falls back to a scalar
 # loop, which with reassociation sums in another order -- the result then depended on where
@@ -497,21 +521,9 @@ def _cg_one_row(
             Ap[k] += lam * p[k]
         if joint:
             Ap[K] += lam_b * p[K]
-        pAp = zero
-        for a in range(D):
-            pAp += p[a] * Ap[a]
-        if not pAp > 0.0:
+        ok, rs_old = _cg_update(x, res, p, Ap, D, rs_old)
+        if not ok:
             return False
-        alpha = rs_old / pAp
-        rs_new = zero
-        for a in range(D):
-            x[a] += alpha * p[a]
-            res[a] -= alpha * Ap[a]
-            rs_new += res[a] * res[a]
-        beta = rs_new / rs_old
-        for a in range(D):
-            p[a] = res[a] + beta * p[a]
-        rs_old = rs_new
     for k in range(K):
         factors[row, k] = x[k]
     if joint:

@@ -17,6 +17,7 @@ from fastmf.kernels.als import (
     _CG_RESIDENT,
     _FASTMATH,
     _FASTMATH_REDUCE,
+    _cg_update,
     _cholesky_solve,
     _failures,
 )
@@ -164,21 +165,9 @@ def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors
         if not rs_old > zero:
             break
         _apply(indptr, indices, conf, pref, Z, gathered, YtY, reg, row, p, False, Ap)
-        pAp = zero
-        for k in range(K):
-            pAp += p[k] * Ap[k]
-        if not pAp > zero:
+        ok, rs_old = _cg_update(x, r, p, Ap, K, rs_old)
+        if not ok:
             return False
-        alpha = rs_old / pAp
-        rs_new = zero
-        for k in range(K):
-            x[k] += alpha * p[k]
-            r[k] -= alpha * Ap[k]
-            rs_new += r[k] * r[k]
-        beta = rs_new / rs_old
-        for k in range(K):
-            p[k] = r[k] + beta * p[k]
-        rs_old = rs_new
     for k in range(K):
         factors[row, k] = x[k]
     return True
