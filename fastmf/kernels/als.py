@@ -186,12 +186,24 @@ def _gram_scratch(chunk, K, dt):
 
 
 @njit(cache=True)
-def _gram_chunk(indptr, rows, K):
-    """Gather-scratch rows: the longest listed row, capped by the BLAS small-matrix limit."""
-    longest = 0
+def _longest_row(indptr, rows):
+    """Ratings of the longest listed row, at least 1 (the rows of a task's scratch)."""
+    longest = 1
     for q in range(rows.shape[0]):
         longest = max(longest, indptr[rows[q] + 1] - indptr[rows[q]])
-    return min(max(longest, 1), max(8, _GEMM_SMALL // ((K + 2) * (K + 2))))
+    return longest
+
+
+@njit(cache=True)
+def _gram_chunk(indptr, rows, K):
+    """Gather-scratch rows: the longest listed row, capped by the BLAS small-matrix limit."""
+    return min(_longest_row(indptr, rows), max(8, _GEMM_SMALL // ((K + 2) * (K + 2))))
+
+
+@njit(cache=True)
+def _cg_chunk(indptr, rows):
+    """CG scratch rows: the longest listed row, capped at :data:`_CG_RESIDENT`."""
+    return min(_longest_row(indptr, rows), _CG_RESIDENT)
 
 
 @njit(cache=True)
@@ -553,10 +565,7 @@ def solve_rows_cg(
     K = factors.shape[1]
     dt = factors.dtype
     failed = np.zeros(n_tasks, dtype=np.int64)
-    longest = 0
-    for q in range(order.shape[0]):
-        longest = max(longest, indptr[order[q] + 1] - indptr[order[q]])
-    chunk = min(max(longest, 1), _CG_RESIDENT)
+    chunk = _cg_chunk(indptr, order)
     for task in prange(n_tasks):
         X = np.empty((chunk, K), dtype=dt)
         r = np.empty(chunk, dtype=dt)

@@ -14,9 +14,9 @@ import numpy as np
 from numba import njit, prange
 
 from fastmf.kernels.als import (
-    _CG_RESIDENT,
     _FASTMATH,
     _FASTMATH_REDUCE,
+    _cg_chunk,
     _cg_update,
     _cholesky_solve,
     _failures,
@@ -186,10 +186,7 @@ def implicit_rows_cg(indptr, indices, conf, pref, other, YtY, reg, order, n_task
     K = factors.shape[1]
     dt = factors.dtype
     failed = np.zeros(n_tasks, dtype=np.int64)
-    longest = 0
-    for q in range(order.shape[0]):
-        longest = max(longest, indptr[order[q] + 1] - indptr[order[q]])
-    chunk = min(max(longest, 1), _CG_RESIDENT)
+    chunk = _cg_chunk(indptr, order)
     for task in prange(n_tasks):
         X = np.empty((chunk, K), dtype=dt)
         x = np.empty(K, dtype=dt)

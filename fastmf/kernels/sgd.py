@@ -73,6 +73,15 @@ def _sgd_rating(r, mu, i, j, U, b, V, c, lr, reg, reg_bias, adagrad, GU, Gb, GV,
 
 
 @njit(cache=True)
+def _diagonal_block(block_ptr, P, d, p):
+    """Block ``(p, (p + d) % P)`` of diagonal ``d``: its number, first position and size.
+    The epoch and its sequential twin (:func:`sgd_visit_order`) both walk blocks by it."""
+    blk = p * P + (p + d) % P
+    lo = block_ptr[blk]
+    return blk, lo, block_ptr[blk + 1] - lo
+
+
+@njit(cache=True)
 def _block_order(n, seed, blk):
     """The visiting order of a block's ``n`` ratings: a Fisher-Yates shuffle from the calling
     thread's generator seeded by ``(seed, blk)`` alone."""
@@ -93,9 +102,7 @@ def sgd_visit_order(block_ptr, n_blocks, seed):
     k = 0
     for d in range(P):
         for p in range(P):
-            blk = p * P + (p + d) % P
-            lo = block_ptr[blk]
-            n = block_ptr[blk + 1] - lo
+            blk, lo, n = _diagonal_block(block_ptr, P, d, p)
             if n == 0:
                 continue
             order = _block_order(n, seed, blk)
@@ -136,9 +143,7 @@ def sgd_epoch(block_ptr, users, items, data, n_blocks, mu, lr, reg, reg_bias, ad
     sse = np.zeros(P)
     for d in range(P):
         for p in prange(P):
-            blk = p * P + (p + d) % P
-            lo = block_ptr[blk]
-            n = block_ptr[blk + 1] - lo
+            blk, lo, n = _diagonal_block(block_ptr, P, d, p)
             if n == 0:
                 continue
             order = _block_order(n, seed, blk)
