@@ -20,8 +20,7 @@ from fastmf.base import (
     predict_at,
 )
 from fastmf.kernels import (
-    implicit_precisions,
-    implicit_statistics,
+    implicit_residuals,
     implicit_sums,
     loss_rows,
     sample_implicit,
@@ -71,9 +70,10 @@ class BayesianALS(FactorModel):
         "flipped" form). ``"users"``: the user vector is ``u_i + |N(i)|^-1/2 sum_{k in N(i)}
         y_k`` over the items ``N(i)`` the user rated; ``"both"``: the item vector is also
         ``v_j + |N(j)|^-1/2 sum_{l in N(j)} z_l`` over its raters. ``y`` and ``z`` get
-        hierarchical Gaussian priors like the factors and are drawn row by row from their
-        exact conditionals (docs/design.md, "Implicit terms"); the fitted factors are the
-        effective vectors, so prediction and everything after it are unchanged.
+        hierarchical Gaussian priors like the factors and are drawn one coordinate at a
+        time from their exact conditionals (docs/design.md, "Implicit terms"); the fitted
+        factors are the effective vectors, so prediction and everything after it are
+        unchanged.
     dtype : {"float32", "float64"}, default="float32"
         Precision of the factors and the per-row arithmetic (hyper-parameters are drawn in
         float64).
@@ -366,29 +366,24 @@ class _GibbsTrainer(Trainer):
         )
         _check_draws(failed, F, bias, it, side)
 
-    def _draw_implicit(self, Y, side, arrays, order, counts, eff, eff_bias, other, other_bias,
-                       incidence, it, n_threads) -> None:
+    def _draw_implicit(self, Y, side, arrays, counts, eff, eff_bias, other, other_bias,
+                       incidence, it) -> None:
         """Draw the implicit factors ``Y`` whose sums enter ``eff`` (the effective vectors of
         the rows of ``arrays``), updating ``eff`` in place."""
         cfg, rng = self.cfg, self.rng
-        dt, K = cfg["dtype"], cfg["n_factors"]
+        dt = cfg["dtype"]
         typ = dt.type
-        R = len(eff)
-        grams = np.zeros((R, K, K), dtype=dt)
-        resid = np.zeros((R, K), dtype=dt)
-        implicit_statistics(*arrays, other, other_bias, typ(self.mu), eff, eff_bias, order,
-                            n_threads, grams, resid)
-        precisions = np.empty((len(Y), K, K), dtype=dt)
-        implicit_precisions(incidence[0], incidence[1], counts, grams, precisions)
+        resid = np.empty(len(arrays[1]), dtype=dt)
+        implicit_residuals(*arrays, other, other_bias, typ(self.mu), eff, eff_bias, resid)
         rated = np.diff(incidence[0]) > 0
         prec, shift = sample_prior(Y[rated], None, rng)
         noise = rng.standard_normal(Y.shape).astype(dt)
-        failed = sample_implicit(incidence[0], incidence[1], counts, grams, precisions, resid,
+        failed = sample_implicit(*arrays[:2], resid, other, counts, *incidence,
                                  typ(self.alpha), prec.astype(dt), shift.astype(dt), noise, Y,
                                  eff)
         if failed or not np.isfinite(Y).all():
             raise FloatingPointError(f"sweep {it + 1}, {side} implicit draws: {failed} "
-                                     "precision matrices not positive definite; use "
+                                     "coordinates with a non-positive precision; use "
                                      "dtype='float64'")
 
     def _implicit_sweep(self, it: int, n_threads: int):
@@ -404,14 +399,14 @@ class _GibbsTrainer(Trainer):
         W, Vp = self.U + S, self.V + T
         b, c = self.b, self.c
         self._draw_side("user", self.csr, self.user_order, W, b, Vp, c, S, it, n_threads)
-        self._draw_implicit(self.Y, "user", self.csr, self.user_order, self.n_user, W, b,
-                            Vp, c, self.n_csc, it, n_threads)
+        self._draw_implicit(self.Y, "user", self.csr, self.n_user, W, b, Vp, c, self.n_csc,
+                            it)
         implicit_sums(*self.n_csr, self.Y, S)
         self.U[...] = W - S
         self._draw_side("item", self.csc, self.item_order, Vp, c, W, b, T, it, n_threads)
         if self.Z is not None:
-            self._draw_implicit(self.Z, "item", self.csc, self.item_order, self.n_item,
-                                Vp, c, W, b, self.n_csr, it, n_threads)
+            self._draw_implicit(self.Z, "item", self.csc, self.n_item, Vp, c, W, b,
+                                self.n_csr, it)
             implicit_sums(*self.n_csc, self.Z, T)
         self.V[...] = Vp - T
         return W, Vp

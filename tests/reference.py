@@ -137,28 +137,31 @@ def implicit_term(rows, cols, n_rows, Y):
 
 def implicit_draw(rows, cols, vals, n_rows, base, bias, Y, other, other_bias, mu, alpha, prec,
                   shift, noise, pairs=None):
-    """Draw ``Y`` row by row, ``k = 0, 1, ...``, each from its conditional written out from
-    the likelihood: the effective vector of row ``i`` is ``base[i] + n_i^-1/2 sum Y[k]``
-    over the ``k`` it rated; rating ``(i, j)`` then reads ``y_k`` with the coefficient
-    ``n_i^-1/2 other[j]`` and the target ``A_ij - mu - bias_i - c_j - (the rest of the
-    effective vector) . other[j]``. ``pairs = (rows, cols)``: who rated what, if not the
-    rated pairs themselves. Returns the new ``Y``."""
+    """Draw ``Y`` one coordinate at a time -- coordinate ``a = 0, 1, ...`` of every row ``k =
+    0, 1, ...`` in turn -- each from its conditional written out from the likelihood: the
+    effective vector of row ``i`` is ``base[i] + n_i^-1/2 sum Y[k]`` over the ``k`` it rated;
+    rating ``(i, j)`` then reads ``Y[k, a]`` with the coefficient ``n_i^-1/2 other[j, a]`` and
+    the target ``A_ij - mu - bias_i - c_j - (the rest of the effective vector) . other[j]``;
+    the prior ``N(prec^-1 shift, prec^-1)`` of ``y_k`` given its other coordinates adds
+    ``prec[a, a]`` and ``shift[a] - sum_{c != a} prec[a, c] Y[k, c]``. ``pairs = (rows,
+    cols)``: who rated what, if not the rated pairs themselves. Returns the new ``Y``."""
     Y = np.array(Y, dtype=np.float64)
     pr, pc = (rows, cols) if pairs is None else pairs
     n = np.bincount(pr, minlength=n_rows)
-    for k in range(len(Y)):
-        P = np.array(prec, dtype=np.float64)
-        h = np.array(shift, dtype=np.float64)
-        eff = base + implicit_term(pr, pc, n_rows, Y)
-        for i in np.unique(pr[pc == k]):
-            for j, a in zip(cols[rows == i], vals[rows == i]):
-                x = other[j] / np.sqrt(n[i])
-                rest = eff[i] - Y[k] / np.sqrt(n[i])
-                target = a - mu - bias[i] - other_bias[j] - rest @ other[j]
-                P += alpha * np.outer(x, x)
-                h += alpha * x * target
-        L = np.linalg.cholesky(P)
-        Y[k] = np.linalg.solve(P, h) + np.linalg.solve(L.T, noise[k])
+    for a in range(Y.shape[1]):
+        for k in range(len(Y)):
+            others = [c for c in range(Y.shape[1]) if c != a]
+            p = prec[a, a]
+            h = shift[a] - prec[a, others] @ Y[k, others]
+            eff = base + implicit_term(pr, pc, n_rows, Y)
+            for i in np.unique(pr[pc == k]):
+                for j, r in zip(cols[rows == i], vals[rows == i]):
+                    x = other[j, a] / np.sqrt(n[i])
+                    rest = eff[i] @ other[j] - Y[k, a] * x
+                    target = r - mu - bias[i] - other_bias[j] - rest
+                    p += alpha * x * x
+                    h += alpha * x * target
+            Y[k, a] = h / p + noise[k, a] / np.sqrt(p)
     return Y
 
 

@@ -327,8 +327,10 @@ def test_zero_row_shift_draws_the_same_bits_as_none():
 
 
 def test_implicit_draws_have_the_conditional_moments():
-    """y_k's draws: mean and covariance of the Gaussian written out from the likelihood."""
-    from fastmf.kernels import implicit_precisions, implicit_statistics, sample_implicit
+    """Each coordinate of y_k is drawn from the Gaussian written out from the likelihood,
+    given the coordinates drawn before it and those still to come: standardized by that
+    conditional's mean and variance, 3000 draws of every coordinate are N(0, 1)."""
+    from fastmf.kernels import implicit_residuals, sample_implicit
 
     ratings = awkward_ratings(n_users=12, n_items=9, n=60)
     M, N = ratings.shape
@@ -336,47 +338,54 @@ def test_implicit_draws_have_the_conditional_moments():
     rng = np.random.default_rng(1)
     base, b = rng.standard_normal((M, K)) * 0.5, rng.standard_normal(M) * 0.1
     V, c = rng.standard_normal((N, K)) * 0.5, rng.standard_normal(N) * 0.1
-    Y0 = rng.standard_normal((N, K)) * 0.3
-    prec = np.array([[2.0, 0.3, 0.0], [0.3, 1.5, 0.2], [0.0, 0.2, 1.0]])
+    Y0 = rng.standard_normal((N, K))
+    prec = np.array([[2.0, 0.9, 0.4], [0.9, 1.5, 0.6], [0.4, 0.6, 1.0]])
     shift = np.array([0.2, -0.1, 0.3])
     users, items, vals = ratings.user_index, ratings.item_index, ratings.values
     k = int(np.bincount(items).argmax())  # the item with the most raters
-    # the conditional of y_k, spelled out: every rating of every user who rated k
     n = np.bincount(users, minlength=M)
-    eff = base + ref.implicit_term(users, items, M, Y0)
-    P, h = prec.copy(), shift.copy()
-    for i in np.unique(users[items == k]):
-        for j, a in zip(items[users == i], vals[users == i]):
-            x = V[j] / np.sqrt(n[i])
-            target = a - mu - b[i] - c[j] - (eff[i] - Y0[k] / np.sqrt(n[i])) @ V[j]
-            P += alpha * np.outer(x, x)
-            h += alpha * x * target
-    mean, cov = np.linalg.solve(P, h), np.linalg.inv(P)
-    # the kernel: rows of Y other than k have no incidences, so only y_k moves
-    csr, csc = ratings.to_csr(np.float64), ratings.to_csc(np.float64)
-    keep = np.where(csc[1][csc[0][k]:csc[0][k + 1]] >= 0)[0]  # all raters of k
-    inc_ptr = np.zeros(N + 1, dtype=np.int64)
-    inc_ptr[k + 1:] = len(keep)
-    inc_idx = csc[1][csc[0][k]:csc[0][k + 1]]
-    draws = []
-    for _ in range(3000):
-        grams, resid = np.zeros((M, K, K)), np.zeros((M, K))
-        W = eff.copy()
-        implicit_statistics(*csr, V, c, mu, W, b, row_order(np.diff(csr[0])), 2, grams, resid)
+    raters = np.unique(users[items == k])
+
+    def conditional(y, a):
+        """Mean and variance of y_ka given y_k's other coordinates ``y``, spelled out."""
         Y = Y0.copy()
-        Q = np.empty((N, K, K))
-        implicit_precisions(inc_ptr, inc_idx, n, grams, Q)
-        assert sample_implicit(inc_ptr, inc_idx, n, grams, Q, resid, alpha, prec, shift,
+        Y[k] = y
+        eff = base + ref.implicit_term(users, items, M, Y)
+        others = [c_ for c_ in range(K) if c_ != a]
+        p, h = prec[a, a], shift[a] - prec[a, others] @ y[others]
+        for i in raters:
+            for j, r in zip(items[users == i], vals[users == i]):
+                x = V[j, a] / np.sqrt(n[i])
+                target = r - mu - b[i] - c[j] - (eff[i] @ V[j] - y[a] * x)
+                p += alpha * x * x
+                h += alpha * x * target
+        return h / p, 1 / p
+
+    # the kernel: rows of Y other than k have no incidences, so only y_k moves
+    csr = ratings.to_csr(np.float64)
+    eff = base + ref.implicit_term(users, items, M, Y0)
+    inc_ptr = np.zeros(N + 1, dtype=np.int64)
+    inc_ptr[k + 1:] = len(raters)
+    inc_idx = raters.astype(np.int32)
+    z = []
+    for _ in range(3000):
+        resid, W, Y = np.empty(len(csr[1])), eff.copy(), Y0.copy()
+        implicit_residuals(*csr, V, c, mu, W, b, resid)
+        assert sample_implicit(*csr[:2], resid, V, n, inc_ptr, inc_idx, alpha, prec, shift,
                                rng.standard_normal((N, K)), Y, W) == 0
-        draws.append(Y[k].copy())
         # the effective vectors moved by exactly n_i^-1/2 (y_k' - y_k)
-        raters = inc_idx
         np.testing.assert_allclose(W[raters], eff[raters] + (Y[k] - Y0[k])
                                    / np.sqrt(n[raters])[:, None], atol=1e-12)
-    draws = np.array(draws)
-    se = np.sqrt(np.diag(cov) / len(draws))
-    assert np.all(np.abs(draws.mean(0) - mean) < 5 * se)
-    np.testing.assert_allclose(np.cov(draws.T), cov, rtol=0.15, atol=0.05 * np.abs(cov).max())
+        # coordinate a was drawn after the new 0..a-1 and before the new a+1..
+        row = []
+        for a in range(K):
+            given = np.r_[Y[k, :a], Y0[k, a:]]
+            mean, var = conditional(given, a)
+            row.append((Y[k, a] - mean) / np.sqrt(var))
+        z.append(row)
+    z = np.array(z)
+    assert np.all(np.abs(z.mean(0)) < 5 / np.sqrt(len(z)))
+    np.testing.assert_allclose(z.var(0), 1, atol=0.1)
 
 
 def test_implicit_result_does_not_depend_on_thread_count():

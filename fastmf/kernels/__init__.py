@@ -14,8 +14,7 @@ with kernel_cache():  # the @njit(cache=True) functions below cache outside the 
         solve_rows_cg,
     )
     from fastmf.kernels.gibbs import (
-        implicit_precisions,
-        implicit_statistics,
+        implicit_residuals,
         implicit_sums,
         sample_implicit,
         sample_rows,
@@ -29,8 +28,7 @@ __all__ = [
     "implicit_loss",
     "implicit_rows",
     "implicit_rows_cg",
-    "implicit_precisions",
-    "implicit_statistics",
+    "implicit_residuals",
     "implicit_sums",
     "loss_rows",
     "normal_equations",

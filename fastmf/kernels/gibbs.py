@@ -140,119 +140,150 @@ def implicit_sums(indptr, indices, Y, out):
 
 
 @njit(parallel=True, cache=True)
-def implicit_statistics(indptr, indices, data, other, other_bias, mu, own, own_bias, order,
-                        n_tasks, grams, resid):
-    """Per listed row ``i``: ``grams[i] = sum_j v_j v_j^T`` and ``resid[i] = sum_j v_j e_ij``
-    over its ratings, ``v = other``, ``e_ij = A_ij - mu - b_i - c_j - w_i . v_j`` with
-    ``w = own``, ``b = own_bias``, ``c = other_bias``: what :func:`sample_implicit` needs of
-    the side whose vectors carry the implicit terms. Races: none."""
+def implicit_residuals(indptr, indices, data, other, other_bias, mu, own, own_bias, out):
+    """``out[q] = A_ij - mu - b_i - c_j - w_i . v_j`` for every stored rating ``q = (i, j)``
+    of the compressed rows, ``w = own``, ``b = own_bias``, ``v = other``, ``c = other_bias``:
+    the residuals :func:`sample_implicit` starts from. Races: none -- row ``i`` has one task."""
     K = other.shape[1]
-    dt = grams.dtype
-    chunk = _gram_chunk(indptr, order, K)
-    for task in prange(n_tasks):
-        X, G, T = _gram_scratch(chunk, K, dt)
-        for q in range(task, order.shape[0], n_tasks):
-            i = order[q]
-            _gather_gram(indptr, indices, data, other, other_bias, mu, i, X, G, T)
+    for i in prange(indptr.shape[0] - 1):
+        for q in range(indptr[i], indptr[i + 1]):
+            j = indices[q]
+            s = data[q] - mu - own_bias[i] - other_bias[j]
             for a in range(K):
-                for c in range(K):
-                    grams[i, a, c] = G[a, c]
-            for a in range(K):  # sum v (A - mu - c) - b sum v - (sum v v^T) w
-                s = G[K + 1, a] - own_bias[i] * G[K, a]
-                for c in range(K):
-                    s -= G[a, c] * own[i, c]
-                resid[i, a] = s
-
-
-@njit(cache=True, fastmath=_FASTMATH_REDUCE)
-def _row_dot(grams, i, a, t):
-    """``grams[i, a] . t``, reassociated so it vectorizes; it stores nothing, so its order is
-    fixed at compile time (docs/design.md section 5)."""
-    s = grams.dtype.type(0.0)
-    for c in range(t.shape[0]):
-        s += grams[i, a, c] * t[c]
-    return s
+                s -= own[i, a] * other[j, a]
+            out[q] = s
 
 
 @njit(parallel=True, cache=True)
-def implicit_precisions(indptr, indices, counts, grams, out):
-    """``out[k] = sum_i n_i^-1 G_i`` over the rows ``i`` listed for ``k``: the likelihood's
-    share of ``y_k``'s precision, which no draw changes, so it is summed for every ``k`` at
-    once, in parallel. Races: none -- ``out[k]`` has one task."""
-    K = grams.shape[1]
-    for k in prange(out.shape[0]):
-        for a in range(K):
-            for c in range(K):
-                out[k, a, c] = 0.0
-        for q in range(indptr[k], indptr[k + 1]):
-            i = indices[q]
-            w = out.dtype.type(1.0 / counts[i])
-            for a in range(K):
-                for c in range(K):  # the full square: fixed trip counts vectorize better
-                    out[k, a, c] += w * grams[i, a, c]
+def _coordinate_statistics(indptr, indices, resid, scale, col, prev, delta, g, h):
+    """For coordinate ``a`` (``col = v[:, a]``): first bring the residuals up to date with
+    the last coordinate's moves, ``e_ij -= delta_i prev_j`` (``prev = v[:, a-1]``; empty for
+    ``a = 0``), then ``g_i = s_i sum_j e_ij v_ja`` and ``h_i = s_i^2 sum_j v_ja^2`` over row
+    ``i``'s ratings, ``s = scale``. Races: none -- row ``i`` and its ratings have one task."""
+    for i in prange(indptr.shape[0] - 1):
+        d = delta[i]
+        gi = g.dtype.type(0.0)
+        hi = g.dtype.type(0.0)
+        for q in range(indptr[i], indptr[i + 1]):
+            j = indices[q]
+            if prev.shape[0]:
+                resid[q] -= d * prev[j]
+            x = col[j]
+            gi += resid[q] * x
+            hi += x * x
+        g[i] = scale[i] * gi
+        h[i] = scale[i] * scale[i] * hi
+
+
+@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+def _dot_except(prior_prec, Y, a, k):
+    """``sum_{c != a} prior_prec[a, c] Y[k, c]``, reassociated (it stores nothing)."""
+    s = Y.dtype.type(0.0)
+    for c in range(a):
+        s += prior_prec[a, c] * Y[k, c]
+    for c in range(a + 1, Y.shape[1]):
+        s += prior_prec[a, c] * Y[k, c]
+    return s
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def sample_implicit(indptr, indices, counts, grams, precisions, resid, alpha, prior_prec,
+def _scan_coordinate(a, inc_ptr, inc_idx, g, h, alpha, prior_prec, prior_shift, noise, Y,
+                     moved):
+    """Draw ``Y[k, a]`` for ``k = 0, 1, ...`` in turn, each from its exact conditional, and
+    keep ``g`` exact for the next draw; ``moved[i]`` sums the moves ``d`` of the rows that
+    enter row ``i``. Sequential by construction. Returns the number of failed draws."""
+    dt = Y.dtype.type
+    failed = 0
+    for k in range(Y.shape[0]):
+        lo, hi = inc_ptr[k], inc_ptr[k + 1]
+        sg = dt(0.0)
+        sh = dt(0.0)
+        for q in range(lo, hi):
+            i = inc_idx[q]
+            sg += g[i]
+            sh += h[i]
+        y = Y[k, a]
+        p = prior_prec[a, a] + alpha * sh
+        t = prior_shift[a] - _dot_except(prior_prec, Y, a, k) + alpha * (sg + sh * y)
+        if not p > 0:
+            failed += 1
+            Y[k, a] = np.nan
+            continue
+        x = t / p + noise[k, a] / np.sqrt(p)
+        d = x - y
+        Y[k, a] = x
+        for q in range(lo, hi):  # e_ij -= s_i d v_ja for j in R(i)
+            i = inc_idx[q]
+            g[i] -= h[i] * d
+            moved[i] += d
+    return failed
+
+
+@njit(cache=True)
+def sample_implicit(indptr, indices, resid, other, counts, inc_ptr, inc_idx, alpha, prior_prec,
                     prior_shift, noise, Y, eff):
-    """Draw the implicit factors ``Y`` row by row, ``k = 0, 1, ...``, each from its exact
+    """Draw the implicit factors ``Y`` one coordinate at a time, each from its exact
     conditional given everything else (docs/design.md, "Implicit terms").
 
-    Row ``k`` of ``Y`` enters the effective vector ``w_i = u_i + n_i^-1/2 sum_{k in N(i)}
-    y_k`` of every row ``i`` listed in ``indices[indptr[k]:indptr[k+1]]``. Given the rest,
-    ``y_k ~ N(P^-1 h, P^-1)`` with
+    Row ``k`` of ``Y`` enters the effective vector ``w_i = u_i + s_i sum_{k in N(i)} y_k``,
+    ``s_i = n_i^-1/2``, of every row ``i`` listed in ``inc_idx[inc_ptr[k]:inc_ptr[k+1]]``.
+    Given the rest, coordinate ``a`` of ``y_k`` is Gaussian with
 
-        P = Lambda + alpha Q_k,                   Q_k = sum_i n_i^-1 G_i,
-        h = Lambda m + alpha (sum_i n_i^-1/2 g_i + Q_k y_k),
+        p = Lambda_aa + alpha sum_i s_i^2 h_i,       h_i = sum_{j in R(i)} v_ja^2,
+        t = (Lambda m)_a - sum_{c != a} Lambda_ac y_kc + alpha sum_i s_i (g_i + s_i h_i y_ka),
 
-    ``G_i = grams[i]``, ``Q_k = precisions[k]`` (:func:`implicit_precisions`) and ``g_i =
-    resid[i]`` the current ``sum_j v_j e_ij`` of row ``i``. After the draw, with ``d = y_k' -
-    y_k``, ``g_i -= n_i^-1/2 G_i d`` and ``eff[i] += n_i^-1/2 d`` keep the statistics and the
-    effective vectors exact for the next row: a Gibbs scan, sequential by construction (one
-    thread, a fixed order).
+    mean ``t / p``, variance ``1 / p``, with ``g_i = sum_j e_ij v_ja`` over the current
+    residuals. The scan goes coordinate by coordinate (``a = 0 .. K-1``), and within one
+    coordinate over ``k = 0, 1, ...``: a draw moves ``w_ia`` by ``s_i d`` and so ``g_i`` by
+    ``-s_i d h_i`` -- scalars, so a sweep costs ``O(nnz K)`` where a whole-row draw of
+    ``y_k`` costs ``O(nnz K^2)``. Between coordinates the residuals take the moves, in
+    parallel over rows.
 
-    ``counts[i] = n_i``; ``noise`` (rows of Y, K) standard normal draws from the caller.
-    Returns the number of rows whose precision was not positive definite (set to NaN).
+    Parameters
+    ----------
+    indptr, indices : compressed rows of the ratings of the rows that carry ``Y``'s sums
+    resid : float (nnz,)
+        Their residuals (:func:`implicit_residuals`), overwritten.
+    other : float (S, K)
+        The other side's (effective) vectors ``v``.
+    counts : int (R,)
+        ``n_i``; rows with ``n_i = 0`` have no incidences.
+    inc_ptr, inc_idx : int64 (rows of Y + 1,), int32
+        The rows ``i`` that row ``k`` of ``Y`` enters.
+    alpha : noise precision;  prior_prec (K, K), prior_shift (K,): ``Lambda``, ``Lambda m``
+    noise : float (rows of Y, K)
+        Standard normal draws from the caller (``noise[k, a]`` for ``Y[k, a]``).
+    Y : float (rows of Y, K), written in place;  eff : float (R, K), updated in place.
+
+    Returns
+    -------
+    int
+        The number of draws whose precision was not positive (set to NaN).
+
+    Races: none -- the row passes give each row one task; the scans are sequential.
     """
-    R, K = Y.shape
-    dt = Y.dtype.type
-    P = np.empty((K + 1, K + 1), dtype=Y.dtype)
-    t = np.empty(K, dtype=Y.dtype)
-    x = np.empty(K, dtype=Y.dtype)
-    w = np.empty(K, dtype=Y.dtype)
+    R = eff.shape[0]
+    S, K = other.shape
+    dt = Y.dtype
+    scale = np.zeros(R, dtype=dt)
+    for i in range(R):
+        if counts[i]:
+            scale[i] = 1.0 / np.sqrt(counts[i])
+    g = np.empty(R, dtype=dt)
+    h = np.empty(R, dtype=dt)
+    delta = np.zeros(R, dtype=dt)
+    col = np.empty(S, dtype=dt)
+    prev = np.empty(0, dtype=dt)
     failed = 0
-    for k in range(R):
-        for a in range(K):
-            for c in range(a + 1):
-                P[a, c] = prior_prec[a, c] + alpha * precisions[k, a, c]
-        for a in range(K):  # h = Lambda m + alpha Q_k y_k (Q_k from its lower triangle) ...
-            t[a] = dt(0.0)
-        for a in range(K):
-            ya = Y[k, a]
-            for c in range(a + 1):
-                t[c] += precisions[k, a, c] * ya
-            for c in range(a):
-                t[a] += precisions[k, a, c] * Y[k, c]
-        for q in range(indptr[k], indptr[k + 1]):  # ... + alpha sum n_i^-1/2 g_i
-            i = indices[q]
-            s = dt(1.0 / np.sqrt(counts[i]))
-            for a in range(K):
-                t[a] += s * resid[i, a]
-        for a in range(K):
-            P[K, a] = prior_shift[a] + alpha * t[a]
-        if not _draw(P, K, noise[k], w, x):
-            failed += 1
-            for a in range(K):
-                Y[k, a] = np.nan
-            continue
-        for a in range(K):
-            t[a] = x[a] - Y[k, a]
-            Y[k, a] = x[a]
-        for q in range(indptr[k], indptr[k + 1]):
-            i = indices[q]
-            s = dt(1.0 / np.sqrt(counts[i]))
-            for a in range(K):  # g_i -= s G_i d
-                resid[i, a] -= s * _row_dot(grams, i, a, t)
-            for a in range(K):
-                eff[i, a] += s * t[a]
+    for a in range(K):
+        for j in range(S):
+            col[j] = other[j, a]
+        _coordinate_statistics(indptr, indices, resid, scale, col, prev, delta, g, h)
+        delta[:] = 0.0
+        failed += _scan_coordinate(a, inc_ptr, inc_idx, g, h, alpha, prior_prec, prior_shift,
+                                   noise, Y, delta)
+        for i in range(R):
+            delta[i] *= scale[i]
+            eff[i, a] += delta[i]
+        prev = col.copy()
     return failed
