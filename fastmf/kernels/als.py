@@ -55,20 +55,63 @@ def _cholesky_solve(G, D, x, tol_factor=1.0):
     for j in range(D):
         biggest = max(biggest, G[j, j])
     tol = np.finfo(G.dtype).eps * biggest * tol_factor
-    for j in range(D):
+    # Two columns at a time, and below them two rows at a time: each pass over k reads four
+    # row prefixes for four dot products (2 x 2 register blocking), half the loads of one
+    # column at a time (issue 17: 16 % faster at D = 33, 22 % at D = 129).
+    for j in range(0, D - 1, 2):
+        s00 = G[j, j]
+        s10 = G[j + 1, j]
+        s11 = G[j + 1, j + 1]
+        for k in range(j):
+            s00 -= G[j, k] * G[j, k]
+            s10 -= G[j + 1, k] * G[j, k]
+            s11 -= G[j + 1, k] * G[j + 1, k]
+        if not s00 > tol:  # also catches NaN
+            return False
+        l00 = np.sqrt(s00)
+        l10 = s10 / l00
+        s11 -= l10 * l10
+        if not s11 > tol:
+            return False
+        l11 = np.sqrt(s11)
+        G[j, j] = l00
+        G[j + 1, j] = l10
+        G[j + 1, j + 1] = l11
+        inv0 = one / l00
+        inv1 = one / l11
+        i = j + 2
+        while i < D:
+            two = i + 1 < D
+            i1 = i + 1 if two else i  # an odd last row is computed twice, written once
+            s00 = G[i, j]
+            s01 = G[i, j + 1]
+            s10 = G[i1, j]
+            s11 = G[i1, j + 1]
+            for k in range(j):
+                a0 = G[i, k]
+                a1 = G[i1, k]
+                b0 = G[j, k]
+                b1 = G[j + 1, k]
+                s00 -= a0 * b0
+                s01 -= a0 * b1
+                s10 -= a1 * b0
+                s11 -= a1 * b1
+            l0 = s00 * inv0
+            G[i, j + 1] = (s01 - l0 * l10) * inv1
+            G[i, j] = l0
+            if two:
+                l0 = s10 * inv0
+                G[i1, j + 1] = (s11 - l0 * l10) * inv1
+                G[i1, j] = l0
+            i += 2
+    if D % 2:  # the last column of an odd D
+        j = D - 1
         s = G[j, j]
         for k in range(j):
             s -= G[j, k] * G[j, k]
-        if not s > tol:  # also catches NaN
+        if not s > tol:
             return False
-        d = np.sqrt(s)
-        G[j, j] = d
-        inv = one / d
-        for i in range(j + 1, D):
-            s = G[i, j]
-            for k in range(j):
-                s -= G[i, k] * G[j, k]
-            G[i, j] = s * inv
+        G[j, j] = np.sqrt(s)
     for i in range(D):
         s = G[D, i]
         for k in range(i):
