@@ -112,19 +112,22 @@ def test_gram_phase_ml1m(benchmark, machine, gemm_peak, K):
     )
 
 
-@pytest.mark.parametrize("estimator", ["BiasedALS", "BayesianALS"])
+@pytest.mark.parametrize("estimator", ["BiasedALS", "BayesianALS", "BayesianALS implicit=both"])
 def test_fit_ml1m_10_sweeps(benchmark, machine, estimator):
     """A whole fit, ingestion included: 10 Cholesky ALS iterations vs 10 Gibbs sweeps.
 
     The sweep does the iteration's work plus, per row, one triangular solve for the draw and
-    a copy into the kept samples; ``extra_info`` has the seconds per sweep (min / 10).
+    a copy into the kept samples; with ``implicit="both"`` also the coordinate-wise scans of
+    the implicit terms. ``extra_info`` has the seconds per sweep (min / 10).
     """
     import fastmf
 
     ratings = dataset("1m")
     make = {"BiasedALS": lambda: fastmf.BiasedALS(32, n_iter=10, random_state=0),
             "BayesianALS": lambda: fastmf.BayesianALS(32, n_samples=10, burn_in=0,
-                                                      random_state=0)}[estimator]
+                                                      random_state=0),
+            "BayesianALS implicit=both": lambda: fastmf.BayesianALS(
+                32, n_samples=10, burn_in=0, implicit="both", random_state=0)}[estimator]
     make().fit(ratings.subset(np.arange(ratings.nnz) < 1000))  # compile, not timed
     model = benchmark.pedantic(lambda: make().fit(ratings), rounds=3, iterations=1,
                                warmup_rounds=0)
