@@ -153,6 +153,26 @@ def test_cache_is_outside_the_package_and_detected(tmp_path, monkeypatch):
     assert _cache.cache_is_warm()
 
 
+def test_stale_cache_after_a_helper_changes_in_another_kernel_file(tmp_path):
+    """numba checks a cached kernel against its own file only: after the ALS Cholesky
+    changed, the Gibbs kernel that inlines it kept the old code until gibbs.py changed too.
+    The cache folder is keyed by every kernel file, so editing any one moves it."""
+    from fastmf.kernels import _cache
+
+    kernels = Path(_cache.__file__).parent
+    copy = tmp_path / "kernels"
+    copy.mkdir()
+    for path in kernels.glob("*.py"):
+        (copy / path.name).write_bytes(path.read_bytes())
+    key = _cache.source_key(copy)
+    assert key == _cache.source_key(kernels)
+    if _cache._CHOSEN:
+        assert _cache._CHOSEN[0].name == key
+    als = copy / "als.py"
+    als.write_bytes(als.read_bytes() + b"\n# a helper changed\n")
+    assert _cache.source_key(copy) != key
+
+
 class _Dummy:
     """An estimator whose RMSE falls as ``reg`` grows: the best is the grid's last value."""
 

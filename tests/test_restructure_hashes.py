@@ -7,12 +7,13 @@ the fix that made CG fits reproducible across processes and thread counts (recor
 twice on the old code gave different bits; see test_reliability), and again when the CG
 passes took four ratings at a time (issue 17: another summation order). The BayesianALS entry
 was recorded again when the objective's dot product was reassociated (the noise precision's
-draw reads the sum of squared residuals). The four Cholesky entries and the Dask entry were
-recorded again when the factorization went to 2 x 2 register blocks (issue 17: another
-summation order; the factors moved by at most 2.6e-7 relative in float32, 3.3e-15 in
-float64). Bitwise results depend on
-the BLAS kernel and the instruction set, so they are compared only on a machine with the
-recorded signature; elsewhere the test skips and says why.
+draw reads the sum of squared residuals). The four Cholesky entries, the Dask entry and the two
+BayesianALS entries were recorded again when the factorization went to 2 x 2 register blocks
+(issue 17: another summation order; the factors moved by at most 6.2e-7 relative in float32,
+3.3e-15 in float64). The BayesianALS entries were first missed: its kernel ran the old,
+cached Cholesky (see test_stale_cache_after_a_helper_changes_in_another_kernel_file).
+Bitwise results depend on the BLAS kernel and the instruction set, so they are compared only
+on a machine with the recorded signature; elsewhere the test skips and says why.
 """
 
 import hashlib

@@ -8,11 +8,17 @@ also fails for a user who cannot write the package directory. The cache goes to 
 writable of ``$NUMBA_CACHE_DIR`` (the user's choice, left alone), ``$FASTMF_CACHE_DIR``,
 ``$XDG_CACHE_HOME/fastmf/numba`` or ``~/.cache/fastmf/numba``, and a per-user folder in the
 system's temporary directory.
+
+Inside that folder, each version of the kernels' source gets its own subfolder, named by a
+hash of every ``fastmf/kernels/*.py``. numba checks a cached function against its own file's
+time stamp only: a kernel that inlines a helper from another file (the Gibbs draw calls the
+ALS Cholesky) kept running the old helper after that file changed, until its own file did.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +35,15 @@ def _candidates() -> list[Path]:
     uid = os.getuid() if hasattr(os, "getuid") else "user"
     out.append(Path(tempfile.gettempdir()) / f"fastmf-numba-{uid}")
     return out
+
+
+def source_key(folder: Path) -> str:
+    """A short hash of the ``*.py`` files in ``folder`` (names and contents): it changes
+    whenever any kernel's source does."""
+    h = hashlib.sha256()
+    for path in sorted(folder.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def _writable(path: Path) -> bool:
@@ -57,7 +72,8 @@ def kernel_cache() -> Iterator[Path | None]:
     if os.environ.get("NUMBA_CACHE_DIR"):
         yield None
         return
-    path = next((p for p in _candidates() if _writable(p)), None)
+    key = source_key(Path(__file__).parent)
+    path = next((p / key for p in _candidates() if _writable(p / key)), None)
     previous = numba.config.CACHE_DIR
     if path is not None:
         numba.config.CACHE_DIR = str(path)
