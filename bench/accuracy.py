@@ -7,7 +7,7 @@
 Each runs every estimator below: ``BiasedALS`` (search over ``n_factors`` and ``reg``),
 ``BayesianALS`` and ``BayesianALS(implicit="both")`` (search over ``n_factors``; they have
 no penalty to tune). The implicit model keeps 200 samples: on ML-1M at K = 64, 100 samples
-scored 0.8180 and 200 scored 0.8170, and its 200-sample fit takes about 2.5 minutes. Reads
+scored 0.8180 and 200 scored 0.8170, and its 200-sample fit takes under 3 minutes. Reads
 ``$FASTMF_DATA_DIR`` (default ``../shared/data``). For every outer split the search
 (``fastmf.model_selection.search`` on a 90/10 holdout of the training part) picks the
 parameters; the chosen model is refit on the whole training part and scored once on the test
