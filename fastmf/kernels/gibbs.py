@@ -273,17 +273,18 @@ def sample_implicit(indptr, indices, resid, other, counts, inc_ptr, inc_idx, alp
     h = np.empty(R, dtype=dt)
     delta = np.zeros(R, dtype=dt)
     col = np.empty(S, dtype=dt)
-    prev = np.empty(0, dtype=dt)
+    prev = np.empty(S, dtype=dt)
     failed = 0
     for a in range(K):
         for j in range(S):
             col[j] = other[j, a]
-        _coordinate_statistics(indptr, indices, resid, scale, col, prev, delta, g, h)
+        _coordinate_statistics(indptr, indices, resid, scale, col, prev if a else prev[:0],
+                               delta, g, h)
         delta[:] = 0.0
         failed += _scan_coordinate(a, inc_ptr, inc_idx, g, h, alpha, prior_prec, prior_shift,
                                    noise, Y, delta)
         for i in range(R):
             delta[i] *= scale[i]
             eff[i, a] += delta[i]
-        prev = col.copy()
+        col, prev = prev, col  # this column is the next coordinate's prev
     return failed
