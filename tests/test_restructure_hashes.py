@@ -12,6 +12,9 @@ BayesianALS entries were recorded again when the factorization went to 2 x 2 reg
 (issue 17: another summation order; the factors moved by at most 6.2e-7 relative in float32,
 3.3e-15 in float64). The BayesianALS entries were first missed: its kernel ran the old,
 cached Cholesky (see test_stale_cache_after_a_helper_changes_in_another_kernel_file).
+The float64 BayesianALS entry was recorded again when the objective took four ratings at a
+time (issue 17: another summation order of the residuals it draws the noise from; the
+factors moved by 4.4e-16 relative).
 Bitwise results depend on the BLAS kernel and the instruction set, so they are compared only
 on a machine with the recorded signature; elsewhere the test skips and says why.
 """
