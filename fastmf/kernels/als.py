@@ -17,6 +17,8 @@ has the cost model.
 import numpy as np
 from numba import njit, prange
 
+from fastmf.kernels._prefetch import DISTANCE, prefetch_row
+
 # Fused multiply-add only. Reassociation is left off on purpose: it would let results depend
 # on how LLVM splits loops, and the tests demand bitwise-equal factors for any thread count.
 _FASTMATH = {"contract"}
@@ -179,6 +181,8 @@ def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T)
             T[K, k] = zero
             T[K + 1, k] = zero
         for t in range(m):
+            if lo + t + DISTANCE < indices.shape[0]:
+                prefetch_row(other, indices[lo + t + DISTANCE])
             j = indices[lo + t]
             rt = data[lo + t] - offset - other_bias[j]
             for k in range(K):
@@ -438,6 +442,8 @@ def _gather_chunk(indices, data, other, other_bias, offset, lo, m, X, r):
     """``X[t] = v_j``, ``r[t] = A_ij - offset - c_j`` for ratings ``lo .. lo + m - 1``."""
     K = other.shape[1]
     for t in range(m):
+        if lo + t + DISTANCE < indices.shape[0]:
+            prefetch_row(other, indices[lo + t + DISTANCE])
         j = indices[lo + t]
         for k in range(K):
             X[t, k] = other[j, k]

@@ -13,6 +13,7 @@ conjugate-gradient step. See docs/design.md section 3.
 import numpy as np
 from numba import njit, prange
 
+from fastmf.kernels._prefetch import DISTANCE, prefetch_row
 from fastmf.kernels.als import (
     _FASTMATH,
     _FASTMATH_REDUCE,
@@ -42,6 +43,8 @@ def _implicit_system(indptr, indices, conf, pref, other, YtY, reg, row, X, T, G)
     for lo in range(start, start + n, CH):
         m = min(CH, start + n - lo)
         for t in range(m):
+            if lo + t + DISTANCE < indices.shape[0]:
+                prefetch_row(other, indices[lo + t + DISTANCE])
             j = indices[lo + t]
             c = conf[lo + t]
             w = np.sqrt(c - one)
@@ -151,6 +154,8 @@ def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors
     Z = X if gathered else other
     if gathered:
         for t in range(n):
+            if start + t + DISTANCE < indices.shape[0]:
+                prefetch_row(other, indices[start + t + DISTANCE])
             j = indices[start + t]
             for k in range(K):
                 X[t, k] = other[j, k]
