@@ -15,6 +15,12 @@ cached Cholesky (see test_stale_cache_after_a_helper_changes_in_another_kernel_f
 The float64 BayesianALS entry was recorded again when the objective took four ratings at a
 time (issue 17: another summation order of the residuals it draws the noise from; the
 factors moved by 4.4e-16 relative).
+All entries were recorded again on a new machine (another CPU signature; the old one is gone),
+first on the code as it stood, then once more when the Cholesky's back substitution went
+column by column (issue 17: another summation order; Cholesky factors moved by at most 6.9e-7
+relative in float32, 2.7e-15 in float64, BayesianALS 2.5e-7 / 7.8e-16; CG unchanged).
+The signature is that of the test environment as it stands (OpenBLAS kernel included): a pin
+recorded with OPENBLAS_CORETYPE unset would skip wherever it is set, as on this project's CI.
 Bitwise results depend on the BLAS kernel and the instruction set, so they are compared only
 on a machine with the recorded signature; elsewhere the test skips and says why.
 """

@@ -119,11 +119,16 @@ def _cholesky_solve(G, D, x, tol_factor=1.0):
         for k in range(i):
             s -= G[i, k] * x[k]
         x[i] = s / G[i, i]
+    # L^T x = y column by column: once x[i] is known, subtract its multiple of row i of L
+    # (contiguous) from the unknowns above it. The dot-product form read L^T's rows, i.e. L
+    # down a column, a strided gather; this reads rows and carries no reduction chain
+    # (issue 17: 9,746 systems at D = 33 in 18.4 -> 14.9 ms, D = 129 358 -> 273 ms;
+    # both ML-1M-shaped half-steps, one thread, 54.4 -> 51.0 ms at K = 32, 633 -> 595 at 128).
     for i in range(D - 1, -1, -1):
-        s = x[i]
-        for k in range(i + 1, D):
-            s -= G[k, i] * x[k]
-        x[i] = s / G[i, i]
+        xi = x[i] / G[i, i]
+        x[i] = xi
+        for k in range(i):
+            x[k] -= G[i, k] * xi
     return True
 
 

@@ -53,11 +53,14 @@ def _draw(G, D, z, w, x):
     if not _cholesky_solve(G, D, x):
         return False
     # L^T w = z: w ~ N(0, P^-1) because cov(L^-T z) = (L L^T)^-1.
+    # Column by column, as in _cholesky_solve's back substitution: rows of L, read contiguously.
+    for i in range(D):
+        w[i] = z[i]
     for i in range(D - 1, -1, -1):
-        s = z[i]
-        for k in range(i + 1, D):
-            s -= G[k, i] * w[k]
-        w[i] = s / G[i, i]
+        wi = w[i] / G[i, i]
+        w[i] = wi
+        for k in range(i):
+            w[k] -= G[i, k] * wi
     for i in range(D):
         x[i] += w[i]
     return True
