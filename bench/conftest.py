@@ -51,6 +51,9 @@ def _instruction_sets():
     return " ".join(w for w in wanted if w in flags) or platform.machine()
 
 
+_BLAS_FORCING = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
 @pytest.fixture(scope="session")
 def machine():
     """Facts that make a number interpretable, recorded in every benchmark's extra_info."""
@@ -67,6 +70,11 @@ def machine():
         "cpu": _cpu_model(),
         "isa": _instruction_sets(),
         "blas": "; ".join(blas),
+        # Set on some machines because old OpenBLAS builds fail on their CPU; they force a
+        # kernel (e.g. Haswell on an AVX-512 CPU) and slow fastmf's Cholesky Gram and the
+        # peers' BLAS calls alike. Benchmark with both unset in that one command.
+        "blas_forced": " ".join(f"{v}={os.environ[v]}" for v in _BLAS_FORCING
+                                if v in os.environ),
     }
 
 
@@ -159,6 +167,9 @@ def pytest_terminal_summary(terminalreporter):
     tr.write_sep("=", "fastmf / peer, same run (ratio = peer s/it / fastmf s/it)")
     tr.write_line(f"cpu: {machine['cpu']}; isa: {machine['isa']}; blas: {machine['blas']}; "
                   f"numba {machine['numba']}")
+    if machine["blas_forced"]:
+        tr.write_line(f"warning: {machine['blas_forced']} forces the BLAS kernel; for figures of "
+                      "this CPU run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE pytest ...")
     tr.write_line(f"{'comparison':64s} {'fastmf min/med':>16s} {'peer min/med':>16s} "
                   f"{'ratio min/med':>14s}")
     for row, _ in _RATIOS:
