@@ -27,9 +27,10 @@ def resolve_n_jobs(n_jobs: int | None) -> int:
 def thread_limits(n_jobs: int | None) -> Iterator[int]:
     """Run the block with ``n_jobs`` numba threads and single-threaded BLAS.
 
-    The kernels call BLAS once per row from inside numba's parallel loop; a multi-threaded
-    BLAS there would oversubscribe the cores. Both settings are restored on exit, also when
-    the block raises.
+    numba's threads run the kernels; a BLAS call made meanwhile (ImplicitALS's ``Y^T Y``, the
+    caller's own code in another thread) would otherwise start its own threads on the same
+    cores. (The kernels called BLAS once per row until issue 17 replaced that product.) Both
+    settings are restored on exit, also when the block raises.
     """
     n = resolve_n_jobs(n_jobs)
     previous = numba.get_num_threads()  # thread-local in numba

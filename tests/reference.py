@@ -49,6 +49,17 @@ def tutorial_als(users, items, ratings, M, N, K, lam, n_iter, U0, V0):
     return U, V, b, c
 
 
+def gram_lower(X):
+    """``X^T X`` by the definition, one entry at a time (lower triangle; the rest zero)."""
+    m, K = X.shape
+    out = np.zeros((K, K))
+    for a in range(K):
+        for c in range(a + 1):
+            for t in range(m):
+                out[a, c] += X[t, a] * X[t, c]
+    return out
+
+
 def half_step(rows, cols, vals, n_rows, F, bias, other, other_bias, mu, reg, reg_bias,
               count_reg, count_bias, joint):
     """One half-step for every non-empty row, as ridge regressions solved by ``lstsq``.

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from fastmf._solver import row_order
 from fastmf.kernels import objective, predict_pairs, solve_rows, solve_rows_cg
-from fastmf.kernels.als import _cholesky_solve
+from fastmf.kernels._gram import _ROWS, VECTOR_BYTES, gram_lower, padded
+from fastmf.kernels.als import _cholesky_solve, _gram_chunk
 
 RTOL = {np.float32: 2e-3, np.float64: 1e-9}
 
@@ -161,7 +162,8 @@ def test_result_does_not_depend_on_thread_count(small):
 def test_long_rows_are_chunked_exactly():
     """A row longer than the gather scratch gives the same solution as a direct solve."""
     rng = np.random.default_rng(5)
-    K, n = 40, 3000  # chunk is ~960000 / 42**2 = 544 ratings: six chunks
+    K, n = 40, 8000
+    assert n > 2 * _gram_chunk(np.array([0, n]), np.array([0]), K)  # three chunks or more
     other = rng.standard_normal((n, K))
     vals = rng.standard_normal(n)
     indptr = np.array([0, n], dtype=np.int64)
@@ -186,6 +188,35 @@ def test_not_positive_definite_rows_are_counted_and_nan():
                         True, np.array([0]), 1, F, bias)
     assert failed == 1
     assert np.isnan(F).all() and np.isnan(bias).all()
+
+
+@numba.njit
+def _gram_lower_jit(X, m, K, T):
+    gram_lower(X, m, K, T)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K", [1, 3, 8, 16, 17, 32, 33, 70])
+@pytest.mark.parametrize("m", [0, 1, 5, 300])
+def test_gram_lower_matches_the_slow_sum(dtype, K, m):
+    """The SIMD X^T X: every lower-triangle entry, for widths that fill, straddle and miss the
+    vector and register blocks; nothing written outside the diagonal's vector block."""
+    rng = np.random.default_rng(K * 1000 + m)
+    Kp = padded(K)
+    assert Kp >= K and Kp % 8 == 0
+    X = np.zeros((max(m, 1), Kp), dtype)
+    X[:m, :K] = rng.standard_normal((m, K))
+    T = np.full((K + 2, Kp), 7.0, dtype)
+    _gram_lower_jit(X, m, K, T)
+    want = ref.gram_lower(X[:m, :K].astype(np.float64))
+    low = np.tril_indices(K)
+    np.testing.assert_allclose(T[:K, :K][low], want[low], rtol=RTOL[dtype] / 10,
+                               atol=(1e-5 if dtype == np.float32 else 1e-12) * max(m, 1))
+    assert (T[K:] == 7.0).all()  # the bias and rating rows are the gather's
+    lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
+    for a in range(K):  # right of the vectors its register block needs: untouched
+        last = min(K - 1, (a // _ROWS + 1) * _ROWS - 1)
+        assert (T[a, (last // lanes + 1) * lanes:] == 7.0).all()
 
 
 @settings(max_examples=60, deadline=None)

@@ -9,7 +9,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fastmf"
 # Lowest first; a module may import modules of its own layer or below. Estimator modules
 # share a layer but must not import one another.
 LAYERS = [
-    {"fastmf._version", "fastmf.kernels", "fastmf.kernels._cache", "fastmf.kernels._prefetch",
+    {"fastmf._version", "fastmf.kernels", "fastmf.kernels._cache", "fastmf.kernels._gram",
+     "fastmf.kernels._prefetch",
      "fastmf.kernels.als",
      "fastmf.kernels.gibbs", "fastmf.kernels.objective", "fastmf.kernels.topn",
      "fastmf.kernels.implicit", "fastmf.kernels.sgd"},

@@ -5,8 +5,8 @@ arrays (users x items) with the item factors as "the other side", the item step 
 kernel over the CSC arrays with the user factors. See docs/design.md sections 1 and 9.
 
 Per row, the other side's factors are gathered into a contiguous per-task block ``X[t] = v_j``
-and one ``X^T X`` product -- BLAS, pinned to one thread by the caller -- yields the Gram
-matrix; the bias cross terms, the rating count and the right-hand side (with ``r_t = A_ij -
+and one ``X^T X`` product (:func:`fastmf.kernels._gram.gram_lower`, explicit SIMD) yields the
+Gram matrix; the bias cross terms, the rating count and the right-hand side (with ``r_t = A_ij -
 mu - c_j``) are summed while gathering: together, the row's sufficient statistics. A hand-written
 Cholesky on the same scratch solves the ``K+1`` (joint) or ``K`` (sequential) system. The
 statistics are additive over ratings, which is what the distributed item step sums across
@@ -17,6 +17,7 @@ has the cost model.
 import numpy as np
 from numba import njit, prange
 
+from fastmf.kernels._gram import gram_lower, padded
 from fastmf.kernels._prefetch import DISTANCE, prefetch_row
 
 # Fused multiply-add only. Reassociation is left off on purpose: it would let results depend
@@ -27,10 +28,9 @@ _FASTMATH = {"contract"}
 # on the thread count; only the last bits differ from a strictly sequential sum.
 _FASTMATH_REDUCE = {"contract", "reassoc"}
 
-# Ratings gathered per X^T X call. OpenBLAS (0.3.2x-0.3.3x, as bundled with numpy and scipy)
-# takes a fast "small matrix" path only while M*N*K stays under about 10**6 and falls to half
-# speed or less above it, so long rows are cut into chunks of that size.
-_GEMM_SMALL = 960_000
+# Bytes of gathered factors per X^T X product: longer rows are cut into chunks of this size
+# (bounded scratch that stays in L2; 1,024 to 4,096 ratings at K = 32 measured alike).
+_GRAM_BYTES = 1 << 19
 # CG keeps a row's gathered block resident across its passes when it has at most this many
 # ratings; longer rows are re-gathered chunk by chunk on every pass (bounded scratch).
 _CG_RESIDENT = 1 << 15
@@ -167,11 +167,10 @@ def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T)
     sum v``, ``G[K, K] = n``, ``G[K+1, :K] = sum r' v``, ``G[K+1, K] = sum r'``,
     ``G[K+1, K+1] = sum r'^2``. The upper triangle is not written.
 
-    The factors ``X[t] = v_j`` are gathered ``X.shape[0]`` ratings at a time and ``T[:K] =
-    X^T X`` is one BLAS call per chunk; the bias and rating columns are summed into ``T[K]``,
-    ``T[K+1]`` while gathering. With ``K`` columns instead of ``K + 2`` the product fits
-    OpenBLAS's 16-wide kernels exactly at K = 32 (21.2 -> 17.6 ns per rating), which made the
-    whole Gram phase 8 % faster on the ML-1M shape (issue 17).
+    The factors ``X[t] = v_j`` are gathered ``X.shape[0]`` ratings at a time and the lower
+    triangle of ``T[:K] = X^T X`` is one :func:`gram_lower` per chunk; the bias and rating
+    columns are summed into ``T[K]``, ``T[K+1]`` while gathering. ``X`` and ``T`` come from
+    :func:`_gram_scratch` (columns padded to the vector width, ``X``'s padding zero).
     """
     K = other.shape[1]
     start = indptr[row]
@@ -197,8 +196,7 @@ def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T)
                 T[K + 1, k] += rt * v
             sr += rt
             srr += rt * rt
-        Xm = X[:m]
-        np.dot(Xm.T, Xm, T[:K])
+        gram_lower(X, m, K, T)
         first = lo == start  # rows longer than the scratch: accumulate chunk by chunk
         for a in range(K):
             for c in range(a + 1):
@@ -249,10 +247,12 @@ def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current,
 
 @njit(cache=True)
 def _gram_scratch(chunk, K, dt):
-    """One task's scratch for :func:`_gather_gram`: ``X (chunk, K)``, ``G (K+2, K+2)`` and
-    ``T (K+2, K)``, allocated once per task, never per row."""
-    return (np.empty((chunk, K), dtype=dt), np.empty((K + 2, K + 2), dtype=dt),
-            np.empty((K + 2, K), dtype=dt))
+    """One task's scratch for :func:`_gather_gram`: ``X (chunk, Kp)``, ``G (K+2, K+2)`` and
+    ``T (K+2, Kp)`` with ``Kp = padded(K)``, allocated once per task, never per row. The
+    padding columns of ``X`` stay zero (:func:`gram_lower` reads them)."""
+    Kp = padded(K)
+    return (np.zeros((chunk, Kp), dtype=dt), np.empty((K + 2, K + 2), dtype=dt),
+            np.zeros((K + 2, Kp), dtype=dt))
 
 
 @njit(cache=True)
@@ -266,8 +266,8 @@ def _longest_row(indptr, rows):
 
 @njit(cache=True)
 def _gram_chunk(indptr, rows, K):
-    """Gather-scratch rows: the longest listed row, capped by the BLAS small-matrix limit."""
-    return min(_longest_row(indptr, rows), max(8, _GEMM_SMALL // (K * K)))
+    """Gather-scratch rows: the longest listed row, capped at :data:`_GRAM_BYTES`."""
+    return min(_longest_row(indptr, rows), max(64, _GRAM_BYTES // (4 * padded(K))))
 
 
 @njit(cache=True)

@@ -13,6 +13,7 @@ conjugate-gradient step. See docs/design.md section 3.
 import numpy as np
 from numba import njit, prange
 
+from fastmf.kernels._gram import gram_lower, padded
 from fastmf.kernels._prefetch import DISTANCE, prefetch_row
 from fastmf.kernels.als import (
     _FASTMATH,
@@ -23,19 +24,21 @@ from fastmf.kernels.als import (
     _failures,
 )
 
-# Rows per X^T X call (the BLAS small-matrix limit of the explicit kernel, for K ~ 64).
+# Ratings per X^T X product (gram_lower): bounded scratch for long rows.
 _CHUNK = 256
 
 
 @njit(cache=True, fastmath=_FASTMATH)
 def _implicit_system(indptr, indices, conf, pref, other, YtY, reg, row, X, T, G):
-    """``G[:K, :K] = Y^T Y + reg I + sum (c - 1) y y^T`` and ``G[K, :K] = sum c p y``."""
+    """``G[:K, :K] = Y^T Y + reg I + sum (c - 1) y y^T`` (lower triangle) and ``G[K, :K] =
+    sum c p y``. ``X (CH, Kp)`` and ``T (K, Kp)`` are scratch with ``Kp = padded(K)`` columns,
+    ``X``'s padding zero."""
     K = other.shape[1]
     one = G.dtype.type(1.0)
     start = indptr[row]
     n = indptr[row + 1] - start
     for a in range(K):
-        for b in range(K):
+        for b in range(a + 1):  # _cholesky_solve reads the lower triangle only
             G[a, b] = YtY[a, b]
         G[a, a] += reg
         G[K, a] = 0.0
@@ -52,10 +55,9 @@ def _implicit_system(indptr, indices, conf, pref, other, YtY, reg, row, X, T, G)
             for k in range(K):
                 X[t, k] = w * other[j, k]
                 G[K, k] += cp * other[j, k]
-        Xm = X[:m]
-        np.dot(Xm.T, Xm, T)
+        gram_lower(X, m, K, T)
         for a in range(K):
-            for b in range(K):
+            for b in range(a + 1):
                 G[a, b] += T[a, b]
 
 
@@ -90,8 +92,8 @@ def implicit_rows(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, 
     dt = factors.dtype
     failed = np.zeros(n_tasks, dtype=np.int64)
     for task in prange(n_tasks):
-        X = np.empty((_CHUNK, K), dtype=dt)
-        T = np.empty((K, K), dtype=dt)
+        X = np.zeros((_CHUNK, padded(K)), dtype=dt)
+        T = np.zeros((K, padded(K)), dtype=dt)
         G = np.empty((K + 1, K + 1), dtype=dt)
         x = np.empty(K + 1, dtype=dt)
         for q in range(task, order.shape[0], n_tasks):
