@@ -218,7 +218,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"BayesianALS      {rmse['bayesian_train']:.4f}  {rmse['bayesian_test']:.4f}",
         f"biases only      {rmse['baseline_train']:.4f}  {rmse['baseline_test']:.4f}",
         "",
-        f"top 5 for user {user} (most active):",
+        f"top 5 for user {user} (most active; ranked by how likely they are rated and liked, "
+        "not by predicted rating alone):",
         *[f"  {k + 1}. {_label(i, titles)}  (predicted {s:.2f})"
           for k, (i, s) in enumerate(zip(rec_items, rec_scores))],
         f"items most similar to item {_label(item, titles)} (most rated):",
