@@ -114,12 +114,13 @@ class ALSProblem:
         Cholesky, by the docs/design.md cost model: Gram ``2 nnz K(K+1)/2``, right-hand sides
         ``2 nnz K``, factorization and solves ``(M + N)(K^3/6 + K^2)`` multiply-adds. CG: per
         rating and pass a dot product and an axpy of length ``D = K + 1``, with one pass for
-        the initial residual and one per step, on both sides.
+        the initial residual and one per step except the last, which takes the dot products
+        only (it needs just the curvature ``p^T A p``), on both sides.
         """
         K = self.config.n_factors
         M, N = self.shape
         if self.config.solver == "cg":
-            madds = 2 * self.nnz * 2 * (K + 1) * (self.config.cg_steps + 1)
+            madds = 2 * self.nnz * (K + 1) * (2 * self.config.cg_steps + 1)
         else:
             madds = self.nnz * K * (K + 1) + 2 * self.nnz * K + (M + N) * (K**3 / 6 + K**2)
         return 2.0 * madds

@@ -94,6 +94,56 @@ def half_step(rows, cols, vals, n_rows, F, bias, other, other_bias, mu, reg, reg
     return F, bias
 
 
+def cg_steps(A, rhs, x, steps):
+    """``steps`` textbook conjugate-gradient steps on ``A x = rhs`` from ``x`` (float64), each
+    forming ``A p`` in full; stops early when the residual is exactly zero."""
+    x = np.array(x, dtype=np.float64)
+    res = rhs - A @ x
+    p = res.copy()
+    rs = res @ res
+    for _ in range(steps):
+        if not rs > 0:
+            break
+        Ap = A @ p
+        alpha = rs / (p @ Ap)
+        x += alpha * p
+        res -= alpha * Ap
+        rs, rs_old = res @ res, rs
+        p = res + (rs / rs_old) * p
+    return x
+
+
+def cg_half_step(rows, cols, vals, n_rows, F, bias, other, other_bias, mu, reg, reg_bias,
+                 count_reg, count_bias, joint, steps):
+    """:func:`half_step` with ``steps`` warm-started CG steps (:func:`cg_steps`) on each row's
+    normal equations instead of the exact solve; ``joint=False`` first sets the bias
+    exactly, as the kernel does."""
+    F = np.array(F, dtype=np.float64)
+    bias = np.array(bias, dtype=np.float64)
+    other = np.asarray(other, dtype=np.float64)
+    other_bias = np.asarray(other_bias, dtype=np.float64)
+    K = F.shape[1]
+    for i in range(n_rows):
+        sel = rows == i
+        n = int(sel.sum())
+        if n == 0:
+            continue
+        Vi = other[cols[sel]]
+        lam = reg * n if count_reg else reg
+        lam_b = reg_bias * n if count_bias else reg_bias
+        r = vals[sel] - mu - other_bias[cols[sel]]
+        if joint:
+            Z = np.hstack([Vi, np.ones((n, 1))])
+            A = Z.T @ Z + np.diag(np.r_[np.full(K, lam), lam_b])
+            x = cg_steps(A, Z.T @ r, np.r_[F[i], bias[i]], steps)
+            F[i], bias[i] = x[:K], x[K]
+        else:
+            bias[i] = np.sum(r - Vi @ F[i]) / (n + lam_b)
+            A = Vi.T @ Vi + lam * np.eye(K)
+            F[i] = cg_steps(A, Vi.T @ (r - bias[i]), F[i], steps)
+    return F, bias
+
+
 def objective(users, items, vals, M, N, U, b, V, c, mu, reg, reg_bias, count_reg, count_bias):
     """The objective J of docs/design.md section 1, summed naively in float64."""
     U, b, V, c = (np.asarray(a, dtype=np.float64) for a in (U, b, V, c))
@@ -273,6 +323,17 @@ def implicit_half_step(C, P, Y, reg, rows):
     for u in rows:
         A = Y.T @ (C[u][:, None] * Y) + reg * np.eye(K)
         X[u] = np.linalg.solve(A, Y.T @ (C[u] * P[u]))
+    return X
+
+
+def implicit_cg_half_step(C, P, Y, X, reg, rows, steps):
+    """:func:`implicit_half_step` by ``steps`` warm-started CG steps from ``X`` per row."""
+    Y = np.asarray(Y, dtype=np.float64)
+    K = Y.shape[1]
+    X = np.array(X, dtype=np.float64)
+    for u in rows:
+        A = Y.T @ (C[u][:, None] * Y) + reg * np.eye(K)
+        X[u] = cg_steps(A, Y.T @ (C[u] * P[u]), X[u], steps)
     return X
 
 

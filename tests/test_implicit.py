@@ -54,6 +54,17 @@ def test_gradient_vanishes_at_a_solved_row():
         assert abs(grad) < 1e-5
 
 
+@pytest.mark.parametrize("steps", [1, 2])
+def test_cg_steps_match_textbook_cg(steps):
+    """Fewer steps than K = 3, so not yet the exact solve: equal to textbook CG, whose last
+    step forms ``A p`` (the kernel's takes only ``p^T A p``)."""
+    r, csr, C, P, X, Y = _problem("float64")
+    order = row_order(np.diff(csr[0]))
+    want = ref.implicit_cg_half_step(C, P, Y, X, 0.3, order, steps)
+    assert implicit_rows_cg(*csr, Y, _gram(Y), 0.3, order, 2, steps, X) == 0
+    np.testing.assert_allclose(X[order], want[order], rtol=1e-9, atol=1e-11)
+
+
 def test_cg_converges_to_the_cholesky_solution():
     r, csr, C, P, X, Y = _problem("float64")
     order = row_order(np.diff(csr[0]))

@@ -255,6 +255,23 @@ def _cg_step(csr, other, other_bias, mu, reg, reg_bias, cr, cb, joint, steps, F,
     )
 
 
+@pytest.mark.parametrize("steps", [1, 2, 3])
+@pytest.mark.parametrize("config", CONFIGS)
+def test_cg_steps_match_textbook_cg(small, config, steps):
+    """A few steps, short of convergence, equal textbook CG that forms ``A p`` on every step:
+    pins the last step, which the kernel takes from the curvature ``p^T A p`` alone."""
+    K = 6
+    csr, csc, U, V, b, c, mu = _setup(small, K, np.float64)
+    reg, reg_bias, cr, cb, joint = _args(config, 0.3, 0.2)
+    want_U, want_b = ref.cg_half_step(
+        small.user_index, small.item_index, small.values, small.n_users, U, b, V, c, mu,
+        reg, reg_bias, cr, cb, joint, steps,
+    )
+    assert _cg_step(csr, V, c, mu, reg, reg_bias, cr, cb, joint, steps, U, b) == 0
+    np.testing.assert_allclose(U, want_U, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(b, want_b, rtol=1e-9, atol=1e-11)
+
+
 @pytest.mark.parametrize("config", CONFIGS)
 def test_cg_with_enough_steps_is_the_exact_solve(small, config):
     """CG terminates in at most D steps on a D-dimensional SPD system (float64)."""

@@ -19,6 +19,10 @@ All entries were recorded again on a new machine (another CPU signature; the old
 first on the code as it stood, then once more when the Cholesky's back substitution went
 column by column (issue 17: another summation order; Cholesky factors moved by at most 6.9e-7
 relative in float32, 2.7e-15 in float64, BayesianALS 2.5e-7 / 7.8e-16; CG unchanged).
+All entries were recorded again on the AMD EPYC machine of 2026-12-04 (OpenBLAS choosing its
+SkylakeX kernels, no forcing) when the last CG step took only the curvature p^T A p (issue 17:
+the CG entries moved; on the code before, every entry but BayesianALS-float64, which differs
+between the two CPUs, matched the previous record).
 The signature is that of the test environment as it stands (OpenBLAS kernel included): a pin
 recorded with OPENBLAS_CORETYPE unset would skip wherever it is set, as on this project's CI.
 Bitwise results depend on the BLAS kernel and the instruction set, so they are compared only

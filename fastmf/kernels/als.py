@@ -520,6 +520,53 @@ def _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, r
         out[K] += s
 
 
+@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+def _curvature_pass(indptr, indices, data, other, other_bias, offset, joint, row, resident,
+                    v, X, r):
+    """``|Z v|^2`` over the row's ratings, ``Z = [v_j, (1)]``: the dot products of
+    :func:`_normal_pass` without its axpys. The last CG step needs only the curvature
+    ``p^T A p = |Z p|^2 + p^T Lambda p``, not ``A p`` itself (the residual it would update is
+    discarded), so that step costs half a pass. Same fixed summation order, four ratings at a
+    time."""
+    K = other.shape[1]
+    start = indptr[row]
+    n = indptr[row + 1] - start
+    CH = X.shape[0]
+    zero = X.dtype.type(0.0)
+    vb = v[K] if joint else zero
+    total = zero
+    for lo in range(start, start + n, CH):
+        m = min(CH, start + n - lo)
+        if not resident:
+            _gather_chunk(indices, data, other, other_bias, offset, lo, m, X, r)
+        t = 0
+        while t + 4 <= m:
+            d0 = zero
+            d1 = zero
+            d2 = zero
+            d3 = zero
+            for k in range(K):
+                vk = v[k]
+                d0 += X[t, k] * vk
+                d1 += X[t + 1, k] * vk
+                d2 += X[t + 2, k] * vk
+                d3 += X[t + 3, k] * vk
+            d0 += vb
+            d1 += vb
+            d2 += vb
+            d3 += vb
+            total += d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3
+            t += 4
+        while t < m:
+            d = zero
+            for k in range(K):
+                d += X[t, k] * v[k]
+            d += vb
+            total += d * d
+            t += 1
+    return total
+
+
 @njit(cache=True, fastmath=_FASTMATH)
 def _cg_update(x, res, p, Ap, D, rs_old):
     """One conjugate-gradient step given ``Ap = A p`` (first ``D`` entries): ``x += alpha p``,
@@ -542,6 +589,19 @@ def _cg_update(x, res, p, Ap, D, rs_old):
     for a in range(D):
         p[a] = res[a] + beta * p[a]
     return True, rs_new
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _cg_last_step(x, p, pAp, D, rs_old):
+    """The last CG step given only the curvature ``pAp = p^T A p``: ``x += alpha p``. Its
+    residual and next direction would be discarded, so ``A p`` is never formed. Returns
+    False when the curvature is not positive. Shared by the explicit and implicit kernels."""
+    if not pAp > x.dtype.type(0.0):
+        return False
+    alpha = rs_old / pAp
+    for a in range(D):
+        x[a] += alpha * p[a]
+    return True
 
 
 # No reassociation here: these O(K) loops store into the scratch vectors they reduce over, so
@@ -596,8 +656,20 @@ def _cg_one_row(
         rs_old += res[a] * res[a]
     if not joint:
         p[K] = zero
-    for _ in range(cg_steps):
+    for step in range(cg_steps):
         if not rs_old > 0.0:  # converged exactly (or NaN, which the caller's guard reports)
+            break
+        if step == cg_steps - 1:  # the last step: only p^T A p, then x += alpha p
+            pAp = _curvature_pass(indptr, indices, data, other, other_bias, offset, joint,
+                                  row, resident, p, X, r)
+            pLp = zero
+            for k in range(K):
+                pLp += p[k] * p[k]
+            pAp += lam * pLp
+            if joint:
+                pAp += lam_b * p[K] * p[K]
+            if not _cg_last_step(x, p, pAp, D, rs_old):
+                return False
             break
         _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, resident,
                      p, False, X, r, Ap)

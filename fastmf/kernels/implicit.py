@@ -19,6 +19,7 @@ from fastmf.kernels.als import (
     _FASTMATH,
     _FASTMATH_REDUCE,
     _cg_chunk,
+    _cg_last_step,
     _cg_update,
     _cholesky_solve,
     _failures,
@@ -142,6 +143,29 @@ def _apply(indptr, indices, conf, pref, other, gathered, YtY, reg, row, v, resid
             out[k] += w * other[j, k]
 
 
+@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+def _curvature(indptr, indices, conf, other, gathered, YtY, reg, row, v):
+    """``v^T A v`` for :func:`_apply`'s ``A``: ``v^T (Y^T Y + reg I) v + sum (c - 1)
+    (y.v)^2``, the dot products of one pass without its axpys."""
+    K = other.shape[1]
+    dt = v.dtype.type
+    one = dt(1.0)
+    total = dt(0.0)
+    for a in range(K):
+        s = reg * v[a]
+        for b in range(K):
+            s += YtY[a, b] * v[b]
+        total += v[a] * s
+    start = indptr[row]
+    for p in range(start, indptr[row + 1]):
+        j = p - start if gathered else indices[p]
+        d = dt(0.0)
+        for k in range(K):
+            d += other[j, k] * v[k]
+        total += (conf[p] - one) * d * d
+    return total
+
+
 @njit(cache=True, fastmath=_FASTMATH)
 def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors, X, x, r,
             p, Ap):
@@ -168,8 +192,13 @@ def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors
     for k in range(K):
         p[k] = r[k]
         rs_old += r[k] * r[k]
-    for _ in range(cg_steps):
+    for step in range(cg_steps):
         if not rs_old > zero:
+            break
+        if step == cg_steps - 1:  # the last step needs only p^T A p (als._curvature_pass)
+            pAp = _curvature(indptr, indices, conf, Z, gathered, YtY, reg, row, p)
+            if not _cg_last_step(x, p, pAp, K, rs_old):
+                return False
             break
         _apply(indptr, indices, conf, pref, Z, gathered, YtY, reg, row, p, False, Ap)
         ok, rs_old = _cg_update(x, r, p, Ap, K, rs_old)
