@@ -111,10 +111,13 @@ def implicit_rows(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, 
 
 
 @njit(cache=True, fastmath=_FASTMATH_REDUCE)
-def _apply(indptr, indices, conf, pref, other, gathered, YtY, reg, row, v, residual, out):
+def _apply(indptr, indices, conf, pref, other, gathered, YtY, reg, row, v, residual,
+           curvature, out):
     """``out = A v`` with ``A = Y^T Y + reg I + sum (c - 1) y y^T``, without forming the
     sum; with ``residual``, ``out = b - A v`` with ``b = sum c p y`` in the same single pass
-    over the row's items (per item one dot product and one axpy).
+    over the row's items (per item one dot product and one axpy). With ``curvature`` it
+    returns ``v^T A v`` and leaves ``out`` alone (the dot products without the axpys: all the
+    last CG step needs, as in ``als._normal_pass``); otherwise it returns 0.
 
     ``gathered``: ``other`` is the row's own block (``other[t]`` = the factors of its t-th
     item, gathered once for all the CG passes: contiguous reads instead of a random access
@@ -126,11 +129,15 @@ def _apply(indptr, indices, conf, pref, other, gathered, YtY, reg, row, v, resid
     dt = out.dtype.type  # keep float32 arithmetic in float32 (a 0.0 literal would promote)
     one = dt(1.0)
     sign = -one if residual else one
+    total = dt(0.0)
     for a in range(K):
         s = reg * v[a]
         for b in range(K):
             s += YtY[a, b] * v[b]
-        out[a] = sign * s
+        if curvature:
+            total += v[a] * s
+        else:
+            out[a] = sign * s
     start = indptr[row]
     for p in range(start, indptr[row + 1]):
         j = p - start if gathered else indices[p]
@@ -138,31 +145,12 @@ def _apply(indptr, indices, conf, pref, other, gathered, YtY, reg, row, v, resid
         for k in range(K):
             d += other[j, k] * v[k]
         c = conf[p]
+        if curvature:
+            total += (c - one) * d * d
+            continue
         w = c * pref[p] - (c - one) * d if residual else (c - one) * d
         for k in range(K):
             out[k] += w * other[j, k]
-
-
-@njit(cache=True, fastmath=_FASTMATH_REDUCE)
-def _curvature(indptr, indices, conf, other, gathered, YtY, reg, row, v):
-    """``v^T A v`` for :func:`_apply`'s ``A``: ``v^T (Y^T Y + reg I) v + sum (c - 1)
-    (y.v)^2``, the dot products of one pass without its axpys."""
-    K = other.shape[1]
-    dt = v.dtype.type
-    one = dt(1.0)
-    total = dt(0.0)
-    for a in range(K):
-        s = reg * v[a]
-        for b in range(K):
-            s += YtY[a, b] * v[b]
-        total += v[a] * s
-    start = indptr[row]
-    for p in range(start, indptr[row + 1]):
-        j = p - start if gathered else indices[p]
-        d = dt(0.0)
-        for k in range(K):
-            d += other[j, k] * v[k]
-        total += (conf[p] - one) * d * d
     return total
 
 
@@ -187,7 +175,7 @@ def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors
                 X[t, k] = other[j, k]
     for k in range(K):
         x[k] = factors[row, k]
-    _apply(indptr, indices, conf, pref, Z, gathered, YtY, reg, row, x, True, r)
+    _apply(indptr, indices, conf, pref, Z, gathered, YtY, reg, row, x, True, False, r)
     rs_old = zero
     for k in range(K):
         p[k] = r[k]
@@ -195,12 +183,13 @@ def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors
     for step in range(cg_steps):
         if not rs_old > zero:
             break
-        if step == cg_steps - 1:  # the last step needs only p^T A p (als._curvature_pass)
-            pAp = _curvature(indptr, indices, conf, Z, gathered, YtY, reg, row, p)
+        if step == cg_steps - 1:  # the last step needs only p^T A p
+            pAp = _apply(indptr, indices, conf, pref, Z, gathered, YtY, reg, row, p, False, True,
+                         Ap)
             if not _cg_last_step(x, p, pAp, K, rs_old):
                 return False
             break
-        _apply(indptr, indices, conf, pref, Z, gathered, YtY, reg, row, p, False, Ap)
+        _apply(indptr, indices, conf, pref, Z, gathered, YtY, reg, row, p, False, False, Ap)
         ok, rs_old = _cg_update(x, r, p, Ap, K, rs_old)
         if not ok:
             return False
