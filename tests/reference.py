@@ -60,37 +60,53 @@ def gram_lower(X):
     return out
 
 
+def _row_problems(rows, cols, vals, n_rows, other, other_bias, mu, reg, reg_bias, count_reg,
+                  count_bias):
+    """Per non-empty row ``i``: ``(i, n, V_i, r, lam, lam_b)`` with ``r = A_i - mu - c`` the
+    ratings less the other side's biases and the penalties for ``n`` ratings (float64)."""
+    other = np.asarray(other, dtype=np.float64)
+    other_bias = np.asarray(other_bias, dtype=np.float64)
+    for i in range(n_rows):
+        sel = rows == i
+        n = int(sel.sum())
+        if n == 0:
+            continue
+        lam = reg * n if count_reg else reg
+        lam_b = reg_bias * n if count_bias else reg_bias
+        yield i, n, other[cols[sel]], vals[sel] - mu - other_bias[cols[sel]], lam, lam_b
+
+
 def half_step(rows, cols, vals, n_rows, F, bias, other, other_bias, mu, reg, reg_bias,
-              count_reg, count_bias, joint):
-    """One half-step for every non-empty row, as ridge regressions solved by ``lstsq``.
+              count_reg, count_bias, joint, steps=None):
+    """One half-step for every non-empty row, as ridge regressions solved by ``lstsq``, or
+    with ``steps``, by that many warm-started CG steps (:func:`cg_steps`) on each row's
+    normal equations (``joint=False`` still sets the bias exactly first, as the kernel does).
 
     ``rows/cols/vals`` are triples with ``rows`` indexing the side being solved. Returns new
     ``(F, bias)``; the inputs are not modified.
     """
     F = np.array(F, dtype=np.float64)
     bias = np.array(bias, dtype=np.float64)
-    other = np.asarray(other, dtype=np.float64)
-    other_bias = np.asarray(other_bias, dtype=np.float64)
     K = F.shape[1]
-    for i in range(n_rows):
-        sel = rows == i
-        n = int(sel.sum())
-        if n == 0:
-            continue
-        Vi = other[cols[sel]]
-        lam = reg * n if count_reg else reg
-        lam_b = reg_bias * n if count_bias else reg_bias
-        r = vals[sel] - mu - other_bias[cols[sel]]
+    for i, n, Vi, r, lam, lam_b in _row_problems(rows, cols, vals, n_rows, other, other_bias,
+                                                 mu, reg, reg_bias, count_reg, count_bias):
         if joint:
             # minimize |[V 1] x - r|^2 + lam |x[:K]|^2 + lam_b x[K]^2
             Z = np.hstack([Vi, np.ones((n, 1))])
-            penalty = np.diag(np.sqrt(np.r_[np.full(K, lam), lam_b]))
-            x = np.linalg.lstsq(np.vstack([Z, penalty]), np.r_[r, np.zeros(K + 1)], rcond=None)[0]
+            penalty = np.r_[np.full(K, lam), lam_b]
+            if steps is None:
+                x = np.linalg.lstsq(np.vstack([Z, np.diag(np.sqrt(penalty))]),
+                                    np.r_[r, np.zeros(K + 1)], rcond=None)[0]
+            else:
+                x = cg_steps(Z.T @ Z + np.diag(penalty), Z.T @ r, np.r_[F[i], bias[i]], steps)
             F[i], bias[i] = x[:K], x[K]
         else:
             bias[i] = np.sum(r - Vi @ F[i]) / (n + lam_b)
-            A = np.vstack([Vi, np.sqrt(lam) * np.eye(K)])
-            F[i] = np.linalg.lstsq(A, np.r_[r - bias[i], np.zeros(K)], rcond=None)[0]
+            if steps is None:
+                A = np.vstack([Vi, np.sqrt(lam) * np.eye(K)])
+                F[i] = np.linalg.lstsq(A, np.r_[r - bias[i], np.zeros(K)], rcond=None)[0]
+            else:
+                F[i] = cg_steps(Vi.T @ Vi + lam * np.eye(K), Vi.T @ (r - bias[i]), F[i], steps)
     return F, bias
 
 
@@ -111,37 +127,6 @@ def cg_steps(A, rhs, x, steps):
         rs, rs_old = res @ res, rs
         p = res + (rs / rs_old) * p
     return x
-
-
-def cg_half_step(rows, cols, vals, n_rows, F, bias, other, other_bias, mu, reg, reg_bias,
-                 count_reg, count_bias, joint, steps):
-    """:func:`half_step` with ``steps`` warm-started CG steps (:func:`cg_steps`) on each row's
-    normal equations instead of the exact solve; ``joint=False`` first sets the bias
-    exactly, as the kernel does."""
-    F = np.array(F, dtype=np.float64)
-    bias = np.array(bias, dtype=np.float64)
-    other = np.asarray(other, dtype=np.float64)
-    other_bias = np.asarray(other_bias, dtype=np.float64)
-    K = F.shape[1]
-    for i in range(n_rows):
-        sel = rows == i
-        n = int(sel.sum())
-        if n == 0:
-            continue
-        Vi = other[cols[sel]]
-        lam = reg * n if count_reg else reg
-        lam_b = reg_bias * n if count_bias else reg_bias
-        r = vals[sel] - mu - other_bias[cols[sel]]
-        if joint:
-            Z = np.hstack([Vi, np.ones((n, 1))])
-            A = Z.T @ Z + np.diag(np.r_[np.full(K, lam), lam_b])
-            x = cg_steps(A, Z.T @ r, np.r_[F[i], bias[i]], steps)
-            F[i], bias[i] = x[:K], x[K]
-        else:
-            bias[i] = np.sum(r - Vi @ F[i]) / (n + lam_b)
-            A = Vi.T @ Vi + lam * np.eye(K)
-            F[i] = cg_steps(A, Vi.T @ (r - bias[i]), F[i], steps)
-    return F, bias
 
 
 def objective(users, items, vals, M, N, U, b, V, c, mu, reg, reg_bias, count_reg, count_bias):

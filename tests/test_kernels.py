@@ -263,7 +263,7 @@ def test_cg_steps_match_textbook_cg(small, config, steps):
     K = 6
     csr, csc, U, V, b, c, mu = _setup(small, K, np.float64)
     reg, reg_bias, cr, cb, joint = _args(config, 0.3, 0.2)
-    want_U, want_b = ref.cg_half_step(
+    want_U, want_b = ref.half_step(
         small.user_index, small.item_index, small.values, small.n_users, U, b, V, c, mu,
         reg, reg_bias, cr, cb, joint, steps,
     )
