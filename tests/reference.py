@@ -299,26 +299,17 @@ def implicit_dense(users, items, strengths, M, N, alpha):
     return C, P
 
 
-def implicit_half_step(C, P, Y, reg, rows):
+def implicit_half_step(C, P, Y, reg, rows, X=None, steps=None):
     """``x_u = (Y^T C_u Y + reg I)^-1 Y^T C_u p_u`` for each listed row, over all columns,
-    with the dense matrices: no Y^T Y trick, ``np.linalg.solve`` per row."""
+    with the dense matrices: no Y^T Y trick, ``np.linalg.solve`` per row. With ``steps``,
+    that many warm-started CG steps (:func:`cg_steps`) from ``X`` instead."""
     Y = np.asarray(Y, dtype=np.float64)
     K = Y.shape[1]
-    X = np.zeros((C.shape[0], K))
+    X = np.zeros((C.shape[0], K)) if X is None else np.array(X, dtype=np.float64)
     for u in rows:
         A = Y.T @ (C[u][:, None] * Y) + reg * np.eye(K)
-        X[u] = np.linalg.solve(A, Y.T @ (C[u] * P[u]))
-    return X
-
-
-def implicit_cg_half_step(C, P, Y, X, reg, rows, steps):
-    """:func:`implicit_half_step` by ``steps`` warm-started CG steps from ``X`` per row."""
-    Y = np.asarray(Y, dtype=np.float64)
-    K = Y.shape[1]
-    X = np.array(X, dtype=np.float64)
-    for u in rows:
-        A = Y.T @ (C[u][:, None] * Y) + reg * np.eye(K)
-        X[u] = cg_steps(A, Y.T @ (C[u] * P[u]), X[u], steps)
+        rhs = Y.T @ (C[u] * P[u])
+        X[u] = np.linalg.solve(A, rhs) if steps is None else cg_steps(A, rhs, X[u], steps)
     return X
 
 

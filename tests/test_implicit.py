@@ -60,7 +60,7 @@ def test_cg_steps_match_textbook_cg(steps):
     step forms ``A p`` (the kernel's takes only ``p^T A p``)."""
     r, csr, C, P, X, Y = _problem("float64")
     order = row_order(np.diff(csr[0]))
-    want = ref.implicit_cg_half_step(C, P, Y, X, 0.3, order, steps)
+    want = ref.implicit_half_step(C, P, Y, 0.3, order, X=X, steps=steps)
     assert implicit_rows_cg(*csr, Y, _gram(Y), 0.3, order, 2, steps, X) == 0
     np.testing.assert_allclose(X[order], want[order], rtol=1e-9, atol=1e-11)
 
