@@ -12,10 +12,12 @@ import time
 import numba
 import numpy as np
 import pytest
+from llvmlite import binding
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastmf
 from fastmf.datasets import make_movielens_like
+from fastmf.kernels._gram import VECTOR_BYTES
 
 _CACHE = {}
 
@@ -37,6 +39,16 @@ def _cpu_model():
     except OSError:
         pass
     return platform.processor()
+
+
+def _numba_target():
+    """The CPU numba compiles for and the vector width of fastmf's explicit-SIMD kernels.
+
+    ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` retarget the compiled code, e.g. to measure the
+    AVX2 code path on an AVX-512 machine; the host CPU's line then no longer says which code ran.
+    """
+    name = numba.config.CPU_NAME or binding.get_host_cpu_name()
+    return f"{name}, {8 * VECTOR_BYTES}-bit vectors"
 
 
 def _instruction_sets():
@@ -69,6 +81,7 @@ def machine():
         "threads": numba.get_num_threads(),
         "cpu": _cpu_model(),
         "isa": _instruction_sets(),
+        "numba_target": _numba_target(),
         "blas": "; ".join(blas),
         # Set on some machines because old OpenBLAS builds fail on their CPU; they force a
         # kernel (e.g. Haswell on an AVX-512 CPU) and slow fastmf's Cholesky Gram and the
@@ -166,7 +179,7 @@ def pytest_terminal_summary(terminalreporter):
     machine = _RATIOS[0][1]
     tr.write_sep("=", "fastmf / peer, same run (ratio = peer s/it / fastmf s/it)")
     tr.write_line(f"cpu: {machine['cpu']}; isa: {machine['isa']}; blas: {machine['blas']}; "
-                  f"numba {machine['numba']}")
+                  f"numba {machine['numba']} compiling for {machine['numba_target']}")
     if machine["blas_forced"]:
         tr.write_line(f"warning: {machine['blas_forced']} forces the BLAS kernel; for figures of "
                       "this CPU run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE pytest ...")
