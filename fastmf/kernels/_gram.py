@@ -9,7 +9,9 @@ thread, issue 17). :func:`gram_lower` is the same product written out: it holds 
 ``R`` rows of the result in vector registers while it streams over the ``m`` ratings, one
 vector load of ``X[t]`` and ``R`` scalar broadcasts per fused multiply-add group, and computes
 only the column blocks at or left of the diagonal. Measured on the same shape: 45 ms at
-K = 32 and 93 ms at K = 64 (BLAS: 42 / 109 ms SkylakeX, 107 / 238 ms Haswell).
+K = 32 and 93 ms at K = 64 (BLAS: 42 / 109 ms SkylakeX, 107 / 238 ms Haswell), before the
+broadcasts were addressed from one pointer (below), which made both Cholesky half-steps
+10-13 % faster at K = 32 and 17 % at K = 64.
 
 numba has no vector type, so the loop is emitted as LLVM IR (as in ``_prefetch``); under
 ``NUMBA_DISABLE_JIT=1`` :func:`gram_lower` is the numpy product below. The summation order
@@ -98,12 +100,16 @@ def _gram_lower(typingctx, X, m, K, T):
         splat_mask = ir.Constant(ir.VectorType(i32, W), [0] * W)
         with cgutils.for_range(builder, n_blocks) as block:
             first = builder.mul(block.index, const(_ROWS))
-            # rows past K repeat the last one: the same sums, stored to the same place
-            rows = []
-            for i in range(_ROWS):
-                a = builder.add(first, const(i))
-                rows.append(builder.select(builder.icmp_signed("<", a, k_), a, last_row))
-            n_vectors = builder.add(builder.udiv(rows[-1], const(W)), const(1))
+            # The block's rows are columns first .. first + _ROWS - 1 of X, all inside its
+            # padded width; those past K (padding) are computed but never stored. Their
+            # addresses are one pointer plus constant offsets. Row indices clamped to K - 1
+            # instead made LLVM keep one pointer per row; with 16 rows (AVX-512) they were
+            # spilled to the stack, a load and a store beside every FMA (issue 17: 10.5 ->
+            # 6.7 ns per rating at K = 32, 31 -> 23 at K = 64, the same sums bit for bit;
+            # the AVX2 build's 8 pointers fitted its registers and did not change).
+            last = builder.add(first, const(_ROWS - 1))
+            last = builder.select(builder.icmp_signed("<", last, k_), last, last_row)
+            n_vectors = builder.add(builder.udiv(last, const(W)), const(1))
             with cgutils.for_range(builder, n_vectors) as vector:
                 col = builder.mul(vector.index, const(W))
                 for acc in accs:
@@ -112,16 +118,19 @@ def _gram_lower(typingctx, X, m, K, T):
                     xrow = builder.gep(xbase, [builder.mul(t.index, xstride)])
                     xv = builder.load(builder.bitcast(builder.gep(xrow, [col]),
                                                       vecty.as_pointer()), align=size)
+                    xblock = builder.gep(xrow, [first])
                     for i in range(_ROWS):
-                        s = builder.load(builder.gep(xrow, [rows[i]]))
+                        s = builder.load(builder.gep(xblock, [const(i)]))
                         s = builder.insert_element(ir.Constant(vecty, ir.Undefined), s, i32(0))
                         s = builder.shuffle_vector(s, s, splat_mask)
                         builder.store(builder.call(fma, [s, xv, builder.load(accs[i])]),
                                       accs[i])
                 for i in range(_ROWS):
-                    out = builder.gep(tbase, [builder.add(builder.mul(rows[i], tstride), col)])
-                    builder.store(builder.load(accs[i]),
-                                  builder.bitcast(out, vecty.as_pointer()), align=size)
+                    a = builder.add(first, const(i))
+                    with builder.if_then(builder.icmp_signed("<", a, k_), likely=True):
+                        out = builder.gep(tbase, [builder.add(builder.mul(a, tstride), col)])
+                        builder.store(builder.load(accs[i]),
+                                      builder.bitcast(out, vecty.as_pointer()), align=size)
         return context.get_dummy_value()
 
     return types.void(X, m, K, T), codegen
