@@ -219,6 +219,34 @@ def test_gram_lower_matches_the_slow_sum(dtype, K, m):
         assert (T[a, (last // lanes + 1) * lanes:] == 7.0).all()
 
 
+@numba.njit(fastmath={"contract"})
+def _sequential_fma_gram(X, m, K):
+    """Each ``X^T X`` entry as one fused multiply-add per rating, in the order of ``t``."""
+    T = np.zeros((K, K), X.dtype)
+    for a in range(K):
+        for c in range(a + 1):
+            s = X.dtype.type(0.0)
+            for t in range(m):
+                s += X[t, a] * X[t, c]
+            T[a, c] = s
+    return T
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K", [8, 32, 70])
+@pytest.mark.parametrize("m", [1, 300, 1000])
+def test_gram_lower_in_pieces_gives_the_bits_of_one_pass(dtype, K, m):
+    """Long rows are streamed in L1-sized pieces, the sums stored and reloaded in between:
+    every entry is still the sequential FMA chain over all ratings, bit for bit."""
+    rng = np.random.default_rng(K + m)
+    X = np.zeros((m, padded(K)), dtype)
+    X[:, :K] = rng.standard_normal((m, K))
+    T = np.zeros((K + 2, padded(K)), dtype)
+    _gram_lower_jit(X, m, K, T)
+    low = np.tril_indices(K)
+    np.testing.assert_array_equal(T[:K, :K][low], _sequential_fma_gram(X, m, K)[low])
+
+
 @settings(max_examples=60, deadline=None)
 @given(D=st.integers(1, 24), seed=st.integers(0, 2**32 - 1), extra=st.integers(0, 30))
 def test_cholesky_solve_matches_numpy(D, seed, extra):
