@@ -116,9 +116,9 @@ def _gram_lower(typingctx, X, m, K, T):
         splat_mask = ir.Constant(ir.VectorType(i32, W), [0] * W)
         zero = ir.Constant(vecty, None)
 
-        def blocks(t0, t1, fresh):
-            """All register blocks over ratings ``t0 .. t1 - 1``; ``fresh`` (an i1, or None for
-            always) says whether the sums start at zero or continue from ``T``."""
+        def blocks(t0, t1, resume):
+            """All register blocks over ratings ``t0 .. t1 - 1``, their sums starting at zero,
+            or with ``resume`` from those the previous piece stored in ``T``."""
             with cgutils.for_range(builder, n_blocks) as block:
                 first = builder.mul(block.index, const(_ROWS))
                 # The block's rows are columns first .. first + _ROWS - 1 of X, all inside
@@ -134,19 +134,15 @@ def _gram_lower(typingctx, X, m, K, T):
                 n_vectors = builder.add(builder.udiv(last, const(W)), const(1))
                 with cgutils.for_range(builder, n_vectors) as vector:
                     col = builder.mul(vector.index, const(W))
-                    for acc in accs:
-                        builder.store(zero, acc)
-                    if fresh is not None:
-                        with builder.if_then(builder.not_(fresh), likely=True):
-                            # Continue from the stored sums (rows past K were not stored:
-                            # they read row K - 1 and are discarded again).
-                            for i, acc in enumerate(accs):
-                                a = builder.add(first, const(i))
-                                a = builder.select(builder.icmp_signed("<", a, k_), a, last_row)
-                                src = builder.gep(tbase, [builder.add(builder.mul(a, tstride),
-                                                                      col)])
-                                builder.store(builder.load(
-                                    builder.bitcast(src, vecty.as_pointer()), align=size), acc)
+                    for i, acc in enumerate(accs):
+                        if resume:  # rows past K were not stored: read row K - 1, discarded
+                            a = builder.add(first, const(i))
+                            a = builder.select(builder.icmp_signed("<", a, k_), a, last_row)
+                            src = builder.gep(tbase, [builder.add(builder.mul(a, tstride), col)])
+                            builder.store(builder.load(builder.bitcast(src, vecty.as_pointer()),
+                                                       align=size), acc)
+                        else:
+                            builder.store(zero, acc)
                     with cgutils.for_range(builder, builder.sub(t1, t0)) as t:
                         xrow = builder.gep(xbase, [builder.mul(builder.add(t0, t.index),
                                                                xstride)])
@@ -168,20 +164,17 @@ def _gram_lower(typingctx, X, m, K, T):
                             builder.store(builder.load(accs[i]),
                                           builder.bitcast(out, vecty.as_pointer()), align=size)
 
-        # Rows of more than ``tb`` ratings go in pieces of ``tb``; shorter ones in one pass.
+        # Pieces of ``tb`` ratings: the first starts the sums (a row that fits it, m = 0
+        # included, is one pass), the others continue them.
         tb = builder.udiv(const(_PIECE_BYTES), builder.mul(xstride, const(size)))
         tb = builder.select(builder.icmp_signed(">", tb, const(_PIECE_MIN)), tb,
                             const(_PIECE_MIN))
-        with builder.if_else(builder.icmp_signed(">", m_, tb)) as (long_row, short_row):
-            with long_row:
-                n_pieces = builder.udiv(builder.add(m_, builder.sub(tb, const(1))), tb)
-                with cgutils.for_range(builder, n_pieces) as piece:
-                    t0 = builder.mul(piece.index, tb)
-                    t1 = builder.add(t0, tb)
-                    t1 = builder.select(builder.icmp_signed("<", t1, m_), t1, m_)
-                    blocks(t0, t1, builder.icmp_signed("==", piece.index, const(0)))
-            with short_row:
-                blocks(const(0), m_, None)
+        blocks(const(0), builder.select(builder.icmp_signed("<", m_, tb), m_, tb), False)
+        n_pieces = builder.udiv(builder.add(m_, builder.sub(tb, const(1))), tb)
+        with cgutils.for_range(builder, n_pieces, start=const(1)) as piece:
+            t0 = builder.mul(piece.index, tb)
+            t1 = builder.add(t0, tb)
+            blocks(t0, builder.select(builder.icmp_signed("<", t1, m_), t1, m_), True)
         return context.get_dummy_value()
 
     return types.void(X, m, K, T), codegen
