@@ -53,8 +53,9 @@ _ROWS = VECTOR_BYTES // 4
 # - The product alone, K = 64, 1,000 to 4,000 ratings: 91-123 -> 63-67 ns per rating.
 # - K = 128: 368-455 -> 256-288 ns. float64 at K = 32, 4,000 ratings: 59-71 -> 36-37 ns.
 # - float32 at K = 32 up to 1,000 ratings: unchanged.
-# - Both Cholesky half-steps, ML-1M shape: 275 -> 262 ms at K = 64 and 1109 -> 1025 ms at
-#   K = 128. At K = 32, within noise.
+# - Both Cholesky half-steps, ML-1M shape, one thread: 275 -> 262 ms at K = 64 and
+#   1109 -> 1025 ms at K = 128. At K = 32, within noise.
+# - bench/test_als.py's Gram phase (ML-1M shape, two threads): unchanged at K = 32 and 64.
 _PIECE_BYTES = 16 << 10
 _PIECE_MIN = 64
 
