@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastmf.kernels import objective, solve_rows, solve_rows_cg
+from fastmf.kernels import objective, penalty_rows, solve_rows, solve_rows_cg
 from fastmf.ratings import Ratings
 
 
@@ -40,17 +40,22 @@ class Config:
 
 
 # A solver runs one half-step over compressed rows ``arrays = (indptr, indices, data)``:
-# solver(arrays, other, other_bias, scalars, order, n_threads, config, F, bias) -> failed rows.
+# solver(arrays, other, other_bias, scalars, order, n_threads, config, F, bias, sse)
+# -> failed rows; ``sse`` (float64, empty or one entry per row) receives each updated row's
+# sum of squared residuals (see solve_rows).
 Solver = Callable[..., int]
 
-
-def _cholesky(arrays, other, other_bias, scalars, order, n_threads, config, F, bias) -> int:
-    return solve_rows(*arrays, other, other_bias, *scalars, order, n_threads, F, bias)
+_NO_SSE = np.empty(0)
 
 
-def _cg(arrays, other, other_bias, scalars, order, n_threads, config, F, bias) -> int:
+def _cholesky(arrays, other, other_bias, scalars, order, n_threads, config, F, bias,
+              sse) -> int:
+    return solve_rows(*arrays, other, other_bias, *scalars, order, n_threads, F, bias, sse)
+
+
+def _cg(arrays, other, other_bias, scalars, order, n_threads, config, F, bias, sse) -> int:
     return solve_rows_cg(*arrays, other, other_bias, *scalars, order, n_threads,
-                         config.cg_steps, F, bias)
+                         config.cg_steps, F, bias, sse)
 
 
 #: name -> half-step; ``BiasedALS(solver=...)`` and the CLI's ``--solver`` choose from it.
@@ -58,17 +63,21 @@ SOLVERS: dict[str, Solver] = {"cholesky": _cholesky, "cg": _cg}
 
 
 def half_step(config: Config, arrays, order, other, other_bias, mu, n_threads, F, bias,
-              solver: str | None = None) -> int:
-    """One half-step with ``config``'s solver (or ``solver``); returns the failed rows."""
+              solver: str | None = None, sse: np.ndarray | None = None) -> int:
+    """One half-step with ``config``'s solver (or ``solver``); returns the failed rows.
+    With ``sse`` (float64, one entry per row), each updated row's sum of squared residuals
+    after its update is written there."""
     run = SOLVERS[solver or config.solver]
-    return run(arrays, other, other_bias, config.scalars(mu), order, n_threads, config, F, bias)
+    return run(arrays, other, other_bias, config.scalars(mu), order, n_threads, config, F, bias,
+               _NO_SSE if sse is None else sse)
 
 
 class ALSProblem:
     """The compressed ratings of one fit, in both orientations, with their row schedules.
 
     ``step(U, b, V, c, n_threads)`` runs one ALS iteration in place: the user half-step over
-    the CSR arrays, then the item half-step over the CSC arrays, with the same kernel.
+    the CSR arrays, then the item half-step over the CSC arrays, with the same kernel, and
+    returns the objective after it.
     """
 
     def __init__(self, ratings: Ratings, config: Config, global_mean: float | None = None) -> None:
@@ -85,21 +94,38 @@ class ALSProblem:
         # power-law data without any dynamic scheduling.
         self.user_order = row_order(self.user_counts)
         self.item_order = row_order(self.item_counts)
+        # Each item's sum of squared residuals after the item half-step (items without
+        # ratings stay 0): with the penalties, the objective of the iteration.
+        self._item_sse = np.zeros(self.shape[1])
 
-    def half_step(self, side: str, F, bias, other, other_bias, n_threads: int) -> int:
+    def half_step(self, side: str, F, bias, other, other_bias, n_threads: int,
+                  sse: np.ndarray | None = None) -> int:
         """Update ``F, bias`` (users if ``side == "user"``) in place; returns failed rows."""
         arrays, order = (
             (self.csr, self.user_order) if side == "user" else (self.csc, self.item_order)
         )
         return half_step(self.config, arrays, order, other, other_bias, self.global_mean,
-                         n_threads, F, bias)
+                         n_threads, F, bias, sse=sse)
 
-    def step(self, U, b, V, c, n_threads: int, iteration: int = 0) -> None:
-        """One iteration (users, then items), checking each half-step's output."""
+    def step(self, U, b, V, c, n_threads: int, iteration: int = 0) -> float:
+        """One iteration (users, then items), checking each half-step's output; returns the
+        objective ``J`` after it (float64).
+
+        The residuals come from the item half-step, which has each item's ratings gathered
+        when it writes the item's update (``solve_rows``' ``sse``), so ``J`` costs no pass
+        of its own over the ratings (issue 17); each residual is computed in the factors'
+        dtype, as :meth:`loss` computes it in float64 (they agree to about 1e-7 relative in
+        float32).
+        """
         failed = self.half_step("user", U, b, V, c, n_threads)
         check_half_step(failed, U, b, iteration, "user")
-        failed = self.half_step("item", V, c, U, b, n_threads)
+        failed = self.half_step("item", V, c, U, b, n_threads, sse=self._item_sse)
         check_half_step(failed, V, c, iteration, "item")
+        _, reg, reg_bias, count_reg, count_bias, _ = self.config.scalars(self.global_mean)
+        penalties = (penalty_rows(self.user_counts, U, b, reg, reg_bias, count_reg, count_bias)
+                     + penalty_rows(self.item_counts, V, c, reg, reg_bias, count_reg,
+                                    count_bias))
+        return float(self._item_sse.sum()) + float(penalties)
 
     def loss(self, U, b, V, c) -> float:
         """The objective J at the given factors (float64)."""

@@ -374,8 +374,7 @@ class _ALSTrainer(Trainer):
     def step(self, it: int, n_threads: int) -> dict[str, float]:
         m = self.model
         U, V, b, c = m.user_factors_, m.item_factors_, m.user_bias_, m.item_bias_
-        self.problem.step(U, b, V, c, n_threads, it)
-        return {"loss": self.problem.loss(U, b, V, c)}
+        return {"loss": self.problem.step(U, b, V, c, n_threads, it)}
 
     def validation_rmse(self) -> float | None:
         return None if self.val is None else self.model._rmse_index(*self.val)

@@ -88,7 +88,7 @@ def test_gibbs_mean_is_the_ridge_solution():
     csr = ratings.to_csr(np.float64)
     F, b = np.zeros((M, K)), np.zeros(M)
     solve_rows(*csr, V, c, mu, reg, reg, False, False, True, row_order(np.diff(csr[0])), 2, F,
-               b)
+               b, np.empty(0))
     np.testing.assert_allclose(got_F, F, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(got_b, b, rtol=1e-10, atol=1e-12)
 

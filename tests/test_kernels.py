@@ -14,6 +14,7 @@ from fastmf.kernels._gram import _ROWS, VECTOR_BYTES, gram_lower, padded
 from fastmf.kernels.als import _cholesky_solve, _gram_chunk
 
 RTOL = {np.float32: 2e-3, np.float64: 1e-9}
+NO_SSE = np.empty(0)
 
 
 def _setup(ratings, K, dtype, seed=0):
@@ -35,11 +36,12 @@ def _args(config, reg, reg_bias):
     return reg, reg_bias, scaling == "count", count_bias, bias_update == "joint"
 
 
-def _step(csr, other, other_bias, mu, reg, reg_bias, cr, cb, joint, F, bias, n_tasks=2):
+def _step(csr, other, other_bias, mu, reg, reg_bias, cr, cb, joint, F, bias, n_tasks=2,
+          sse=NO_SSE):
     dt = F.dtype.type
     return solve_rows(
         *csr, other, other_bias, dt(mu), dt(reg), dt(reg_bias), cr, cb, joint,
-        row_order(np.diff(csr[0])), n_tasks, F, bias,
+        row_order(np.diff(csr[0])), n_tasks, F, bias, sse,
     )
 
 
@@ -65,6 +67,39 @@ def test_half_step_matches_reference(small, config, dtype, K):
     _step(csc, U, b, mu, reg, reg_bias, cr, cb, joint, V, c)
     np.testing.assert_allclose(V, want_V, rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2)
     np.testing.assert_allclose(c, want_c, rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-2)
+
+
+def _row_sse_oracle(rows, cols, vals, n_rows, F, bias, other, other_bias, mu):
+    """Each row's sum of squared residuals, all in float64 (numpy, no kernel)."""
+    F, bias = F.astype(np.float64), bias.astype(np.float64)
+    other, other_bias = other.astype(np.float64), other_bias.astype(np.float64)
+    e = (vals - mu - bias[rows] - other_bias[cols]
+         - np.einsum("tk,tk->t", F[rows], other[cols]))
+    return np.bincount(rows, weights=e**2, minlength=n_rows)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("solver, steps", [("cholesky", None), ("cg", 0), ("cg", 1),
+                                           ("cg", 3)])
+@pytest.mark.parametrize("config", CONFIGS)
+def test_half_step_sse_is_each_rows_residual_sum_of_squares(small, config, solver, steps,
+                                                           dtype):
+    """The objective's residuals come from the item half-step (issue 17): what it writes to
+    ``sse`` must be each updated row's sum of squared residuals at its new factors -- for CG
+    the residual it kept and moved step by step, for Cholesky a pass over the gathered block."""
+    csr, csc, U, V, b, c, mu = _setup(small, 5, dtype)
+    reg, reg_bias, cr, cb, joint = _args(config, 0.3, 0.2)
+    sse = np.full(small.n_items, -1.0)
+    if solver == "cg":
+        _cg_step(csc, U, b, mu, reg, reg_bias, cr, cb, joint, steps, V, c, sse=sse)
+    else:
+        _step(csc, U, b, mu, reg, reg_bias, cr, cb, joint, V, c, sse=sse)
+    want = _row_sse_oracle(small.item_index, small.user_index, small.values, small.n_items,
+                           V, c, U, b, mu)
+    rated = np.diff(csc[0]) > 0
+    np.testing.assert_allclose(sse[rated], want[rated], rtol=1e-5 if dtype == np.float32
+                               else 1e-11, atol=1e-6)
+    assert (sse[~rated] == -1.0).all()  # rows with no ratings are not listed, not written
 
 
 def test_empty_rows_are_left_untouched(small):
@@ -170,11 +205,14 @@ def test_long_rows_are_chunked_exactly():
     indices = np.arange(n, dtype=np.int32)
     F = np.zeros((1, K))
     bias = np.zeros(1)
+    sse = np.zeros(1)
     solve_rows(indptr, indices, vals, other, np.zeros(n), 0.0, 0.5, 0.5, False, False, True,
-               np.array([0]), 1, F, bias)
+               np.array([0]), 1, F, bias, sse)
     Z = np.hstack([other, np.ones((n, 1))])
     want = np.linalg.solve(Z.T @ Z + 0.5 * np.eye(K + 1), Z.T @ vals)
     np.testing.assert_allclose(np.r_[F[0], bias], want, rtol=1e-9, atol=1e-12)
+    # a row longer than the scratch: its residuals are summed from the ratings themselves
+    assert sse[0] == pytest.approx(np.sum((vals - Z @ np.r_[F[0], bias]) ** 2), rel=1e-12)
 
 
 def test_not_positive_definite_rows_are_counted_and_nan():
@@ -185,9 +223,9 @@ def test_not_positive_definite_rows_are_counted_and_nan():
     bias = np.zeros(1)
     failed = solve_rows(np.array([0, 2], dtype=np.int64), np.array([0, 1], dtype=np.int32),
                         np.array([3.0, 4.0]), other, np.zeros(2), 0.0, 0.0, 0.0, False, False,
-                        True, np.array([0]), 1, F, bias)
+                        True, np.array([0]), 1, F, bias, sse := np.zeros(1))
     assert failed == 1
-    assert np.isnan(F).all() and np.isnan(bias).all()
+    assert np.isnan(F).all() and np.isnan(bias).all() and np.isnan(sse).all()
 
 
 @numba.njit
@@ -275,11 +313,12 @@ def test_predict_pairs_matches_numpy():
     np.testing.assert_allclose(out, 3.5 + b[users] + c[items] + np.sum(U[users] * V[items], 1))
 
 
-def _cg_step(csr, other, other_bias, mu, reg, reg_bias, cr, cb, joint, steps, F, bias):
+def _cg_step(csr, other, other_bias, mu, reg, reg_bias, cr, cb, joint, steps, F, bias,
+             sse=NO_SSE):
     dt = F.dtype.type
     return solve_rows_cg(
         *csr, other, other_bias, dt(mu), dt(reg), dt(reg_bias), cr, cb, joint,
-        row_order(np.diff(csr[0])), 2, steps, F, bias,
+        row_order(np.diff(csr[0])), 2, steps, F, bias, sse,
     )
 
 
@@ -343,12 +382,14 @@ def test_cg_on_a_row_longer_than_its_resident_scratch():
     vals = rng.standard_normal(n)
     indptr = np.array([0, n], dtype=np.int64)
     indices = np.arange(n, dtype=np.int32)
-    F, bias = np.zeros((1, K)), np.zeros(1)
+    F, bias, sse = np.zeros((1, K)), np.zeros(1), np.zeros(1)
     assert solve_rows_cg(indptr, indices, vals, other, np.zeros(n), 0.0, 0.5, 0.5, False, False,
-                         True, np.array([0]), 1, 3 * (K + 1), F, bias) == 0
+                         True, np.array([0]), 1, 3 * (K + 1), F, bias, sse) == 0
     Z = np.hstack([other, np.ones((n, 1))])
     want = np.linalg.solve(Z.T @ Z + 0.5 * np.eye(K + 1), Z.T @ vals)
     np.testing.assert_allclose(np.r_[F[0], bias], want, rtol=1e-8, atol=1e-12)
+    # not resident: its residuals are summed from the ratings themselves
+    assert sse[0] == pytest.approx(np.sum((vals - Z @ np.r_[F[0], bias]) ** 2), rel=1e-12)
 
 
 @pytest.mark.parametrize("config", CONFIGS)

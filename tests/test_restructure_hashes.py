@@ -37,6 +37,10 @@ CPUs (512-bit against 256-bit vectors), five entries have the same bits: Cholesk
 float64, Cholesky sequential float32 and float64, and both BayesianALS entries. The others
 differ: Cholesky joint float32, the four CG entries and the Dask fit. Their reductions are
 vectorized at the CPU's width.
+A third record was added on 2026-12-05 on a 2-core AMD EPYC VM of family 25, model 17 (Zen 4,
+numba's znver4, AVX-512; OpenBLAS choosing SkylakeX, nothing forced), on the code before the
+objective moved into the item half-step (issue 17); the code after it passes them unchanged
+(the objective is computed beside the factors, never fed back into them).
 The signature is that of the test environment as it stands (OpenBLAS kernel included): a pin
 recorded with OPENBLAS_CORETYPE unset would skip wherever it is set, as on this project's CI.
 Bitwise results depend on the BLAS kernel and the instruction set, so they are compared only

@@ -19,6 +19,7 @@ from numba import njit, prange
 
 from fastmf.kernels._gram import gram_lower, padded
 from fastmf.kernels._prefetch import DISTANCE, prefetch_row
+from fastmf.kernels.objective import _row_sse
 
 # Fused multiply-add only. Reassociation is left off on purpose: it would let results depend
 # on how LLVM splits loops, and the tests demand bitwise-equal factors for any thread count.
@@ -161,7 +162,7 @@ def _cholesky_solve_scaled(G, D, x):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T):
+def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T, r):
     """The row's statistics in the lower triangle of ``G`` ``(K+2, K+2)``, with
     ``r' = A_ij - offset - c_j`` for each rating: ``G[:K, :K] = sum v v^T``, ``G[K, :K] =
     sum v``, ``G[K, K] = n``, ``G[K+1, :K] = sum r' v``, ``G[K+1, K] = sum r'``,
@@ -169,7 +170,8 @@ def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T)
 
     The factors ``X[t] = v_j`` are gathered ``X.shape[0]`` ratings at a time and the lower
     triangle of ``T[:K] = X^T X`` is one :func:`gram_lower` per chunk; the bias and rating
-    columns are summed into ``T[K]``, ``T[K+1]`` while gathering. ``X`` and ``T`` come from
+    columns are summed into ``T[K]``, ``T[K+1]`` while gathering, and ``r[t] = r'`` is kept
+    beside ``X[t]`` (for :func:`_residual_sse`). ``X``, ``T`` and ``r`` come from
     :func:`_gram_scratch` (columns padded to the vector width, ``X``'s padding zero).
     """
     K = other.shape[1]
@@ -189,6 +191,7 @@ def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T)
                 prefetch_row(other, indices[lo + t + DISTANCE])
             j = indices[lo + t]
             rt = data[lo + t] - offset - other_bias[j]
+            r[t] = rt
             for k in range(K):
                 v = other[j, k]
                 X[t, k] = v
@@ -247,12 +250,62 @@ def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current,
 
 @njit(cache=True)
 def _gram_scratch(chunk, K, dt):
-    """One task's scratch for :func:`_gather_gram`: ``X (chunk, Kp)``, ``G (K+2, K+2)`` and
-    ``T (K+2, Kp)`` with ``Kp = padded(K)``, allocated once per task, never per row. The
-    padding columns of ``X`` stay zero (:func:`gram_lower` reads them)."""
+    """One task's scratch for :func:`_gather_gram`: ``X (chunk, Kp)``, ``G (K+2, K+2)``,
+    ``T (K+2, Kp)`` with ``Kp = padded(K)`` and ``r (chunk,)``, allocated once per task, never
+    per row. The padding columns of ``X`` stay zero (:func:`gram_lower` reads them)."""
     Kp = padded(K)
     return (np.zeros((chunk, Kp), dtype=dt), np.empty((K + 2, K + 2), dtype=dt),
-            np.zeros((K + 2, Kp), dtype=dt))
+            np.zeros((K + 2, Kp), dtype=dt), np.empty(chunk, dtype=dt))
+
+
+@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+def _residual_sse(X, r, m, K, x, b):
+    """``sum_t (r_t - b - X[t, :K] . x[:K])^2`` over the first ``m`` gathered ratings.
+
+    A row's share of the objective once its update ``(x, b)`` is known, from the block the
+    half-step gathered anyway, so the objective needs no second pass over the ratings
+    (issue 17). Each residual is computed in the factors' dtype, as ``predict`` computes a
+    rating; only its square is summed in float64. Reads only, so reassociation is safe: the
+    dot products vectorize, in an order fixed at compile time.
+    """
+    s = 0.0
+    t = 0
+    while t + 4 <= m:  # four ratings at a time, as the CG passes: independent sums
+        d0 = X.dtype.type(0.0)
+        d1 = d0
+        d2 = d0
+        d3 = d0
+        for k in range(K):
+            xk = x[k]
+            d0 += X[t, k] * xk
+            d1 += X[t + 1, k] * xk
+            d2 += X[t + 2, k] * xk
+            d3 += X[t + 3, k] * xk
+        e0 = np.float64(r[t] - b - d0)
+        e1 = np.float64(r[t + 1] - b - d1)
+        e2 = np.float64(r[t + 2] - b - d2)
+        e3 = np.float64(r[t + 3] - b - d3)
+        s += e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3
+        t += 4
+    while t < m:
+        d = X.dtype.type(0.0)
+        for k in range(K):
+            d += X[t, k] * x[k]
+        e = np.float64(r[t] - b - d)
+        s += e * e
+        t += 1
+    return s
+
+
+@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+def _moved_sse(e, w, m, alpha):
+    """``sum_t (e_t - alpha w_t)^2`` in float64 (each difference in ``e``'s dtype): the sum
+    of squares of a residual ``e`` that CG kept, moved by its last step ``alpha Z p``."""
+    s = 0.0
+    for t in range(m):
+        d = np.float64(e[t] - alpha * w[t])
+        s += d * d
+    return s
 
 
 @njit(cache=True)
@@ -299,7 +352,7 @@ def _write_row(ok, b, x, row, factors, bias):
 @njit(parallel=True, cache=True)
 def solve_rows(
     indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg, count_bias,
-    joint, order, n_tasks, factors, bias,
+    joint, order, n_tasks, factors, bias, sse,
 ):
     """One ALS half-step: exact update of every listed row's factors and bias.
 
@@ -329,6 +382,11 @@ def solve_rows(
     n_tasks : int
         Number of parallel tasks; affects the schedule only, never the result.
     factors : float (R, K), written in place;  bias : float (R,), written in place.
+    sse : float64 (R,) or (0,), written in place
+        If not empty, ``sse[i]`` receives row ``i``'s sum of squared residuals after its
+        update (in float64; each residual in the factors' dtype): after the item half-step,
+        their sum plus the penalties is the objective ``J`` of the whole iteration, with no
+        second pass over the ratings. Unlisted rows are not written; failed rows get NaN.
 
     Returns
     -------
@@ -342,20 +400,30 @@ def solve_rows(
     failed = np.zeros(n_tasks, dtype=np.int64)
     chunk = _gram_chunk(indptr, order, K)
     for task in prange(n_tasks):
-        X, G, T = _gram_scratch(chunk, K, dt)
+        X, G, T, r = _gram_scratch(chunk, K, dt)
         S = np.empty((K + 1, K + 1), dtype=dt)
         x = np.empty(K + 1, dtype=dt)
+        u64 = np.empty(K)
         for q in range(task, order.shape[0], n_tasks):
             row = order[q]
-            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T)
-            ok, b = _solve_from_gram(G, indptr[row + 1] - indptr[row], reg, reg_bias,
-                                     count_reg, count_bias, joint, factors[row], S, x)
+            n = indptr[row + 1] - indptr[row]
+            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r)
+            ok, b = _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint,
+                                     factors[row], S, x)
             if not ok:  # retry Jacobi-scaled (the plain pass keeps the common case's bits)
-                _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T)
-                ok, b = _solve_from_gram(G, indptr[row + 1] - indptr[row], reg, reg_bias,
-                                         count_reg, count_bias, joint, factors[row], S, x,
-                                         True)
+                _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r)
+                ok, b = _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint,
+                                         factors[row], S, x, True)
             _write_row(ok, b, x, row, factors, bias)
+            if sse.shape[0] == 0:
+                pass
+            elif not ok:
+                sse[row] = np.nan
+            elif n <= chunk:  # the row is still gathered in X, r
+                sse[row] = _residual_sse(X, r, n, K, x, b)
+            else:
+                sse[row] = _row_sse(indptr, indices, data, factors, bias, other, other_bias,
+                                    mu, row, u64)
             if not ok:
                 failed[task] += 1
     return _failures(failed)
@@ -375,13 +443,13 @@ def normal_equations(indptr, indices, data, other, other_bias, mu, rows, n_tasks
     dt = out.dtype
     chunk = _gram_chunk(indptr, rows, K)
     for task in prange(n_tasks):
-        X, G, T = _gram_scratch(chunk, K, dt)
+        X, G, T, r = _gram_scratch(chunk, K, dt)
         for q in range(task, rows.shape[0], n_tasks):
             row = rows[q]
             if indptr[row + 1] == indptr[row]:
                 out[q] = 0.0
                 continue
-            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T)
+            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r)
             _pack_lower(G, out[q])
 
 
@@ -457,9 +525,11 @@ def _gather_chunk(indices, data, other, other_bias, offset, lo, m, X, r):
 
 @njit(cache=True, fastmath=_FASTMATH_REDUCE)
 def _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, resident,
-                 v, residual, curvature, X, r, out):
+                 v, residual, curvature, X, r, out, q):
     """One pass over the row's ratings: ``out = Z^T (r - Z v)`` if ``residual`` else
-    ``out = Z^T Z v``, with ``Z = [v_j, (1)]``: a dot product and an axpy per rating, taken
+    ``out = Z^T Z v``, with ``Z = [v_j, (1)]``, keeping the per-rating vector ``q = r - Z v``
+    (or ``Z v``) of the current chunk (``q`` has ``X``'s rows; for a resident row it is the
+    whole vector, which the objective reuses): a dot product and an axpy per rating, taken
     four ratings at a time (four interleaved dot products, one fused update of ``out``): on
     ML-1M-shaped data, K = 32, one thread, that cut an iteration from 0.059 to 0.043 s.
 
@@ -511,6 +581,10 @@ def _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, r
                 q1 = d1 + vb
                 q2 = d2 + vb
                 q3 = d3 + vb
+            q[t] = q0
+            q[t + 1] = q1
+            q[t + 2] = q2
+            q[t + 3] = q3
             if curvature:
                 total += q0 * q0 + q1 * q1 + q2 * q2 + q3 * q3
             else:
@@ -524,6 +598,7 @@ def _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, r
             for k in range(K):
                 d += X[t, k] * v[k]
             qt = r[t] - d - vb if residual else d + vb
+            q[t] = qt
             if curvature:
                 total += qt * qt
             else:
@@ -539,15 +614,15 @@ def _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, r
 @njit(cache=True, fastmath=_FASTMATH)
 def _cg_update(x, res, p, Ap, D, rs_old):
     """One conjugate-gradient step given ``Ap = A p`` (first ``D`` entries): ``x += alpha p``,
-    ``res -= alpha Ap``, ``p = res + beta p``. Returns ``(ok, |res|^2)``; ``ok`` is False when
-    the curvature ``p.Ap`` is not positive. Shared by the explicit and implicit CG kernels.
-    No reassociation (see the note below)."""
+    ``res -= alpha Ap``, ``p = res + beta p``. Returns ``(ok, |res|^2, alpha)``; ``ok`` is
+    False when the curvature ``p.Ap`` is not positive. Shared by the explicit and implicit
+    CG kernels. No reassociation (see the note below)."""
     zero = x.dtype.type(0.0)
     pAp = zero
     for a in range(D):
         pAp += p[a] * Ap[a]
     if not pAp > zero:
-        return False, rs_old
+        return False, rs_old, zero
     alpha = rs_old / pAp
     rs_new = zero
     for a in range(D):
@@ -557,7 +632,7 @@ def _cg_update(x, res, p, Ap, D, rs_old):
     beta = rs_new / rs_old
     for a in range(D):
         p[a] = res[a] + beta * p[a]
-    return True, rs_new
+    return True, rs_new, alpha
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -580,9 +655,15 @@ def _cg_last_step(x, p, pAp, D, rs_old):
 @njit(cache=True, fastmath=_FASTMATH)
 def _cg_one_row(
     indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg, count_bias,
-    joint, cg_steps, row, factors, bias, X, r, x, res, p, Ap,
+    joint, cg_steps, row, factors, bias, X, r, x, res, p, Ap, e, w, want_sse, u64,
 ):
-    """A few conjugate-gradient steps on one row's normal equations, warm-started."""
+    """A few conjugate-gradient steps on one row's normal equations, warm-started.
+
+    Returns ``(ok, sse)``: False when a curvature was not positive; with ``want_sse``, the
+    row's sum of squared residuals after the update (else 0). A resident row keeps its
+    residual ``e = r - Z x`` from the first pass and moves it by each step's ``alpha Z p``
+    (``w``, kept by the pass that computed it): O(n) per step instead of an objective pass of
+    O(n K) (issue 17)."""
     K = factors.shape[1]
     start = indptr[row]
     n = indptr[row + 1] - start
@@ -613,7 +694,9 @@ def _cg_one_row(
         x[k] = factors[row, k]
     x[K] = bias[row] if joint else zero
     _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, resident,
-                 x, True, False, X, r, res)
+                 x, True, False, X, r, res, e)
+    track = want_sse and resident
+    alpha = zero
     for k in range(K):
         res[k] -= lam * x[k]
     if joint:
@@ -630,7 +713,7 @@ def _cg_one_row(
             break
         if step == cg_steps - 1:  # the last step: only p^T A p, then x += alpha p
             pAp = _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row,
-                               resident, p, False, True, X, r, Ap)
+                               resident, p, False, True, X, r, Ap, w)
             pLp = zero
             for k in range(K):
                 pLp += p[k] * p[k]
@@ -638,32 +721,41 @@ def _cg_one_row(
             if joint:
                 pAp += lam_b * p[K] * p[K]
             if not _cg_last_step(x, p, pAp, D, rs_old):
-                return False
+                return False, 0.0
+            alpha = rs_old / pAp  # the step _cg_last_step took; w holds its Z p
             break
         _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, resident,
-                     p, False, False, X, r, Ap)
+                     p, False, False, X, r, Ap, w)
         for k in range(K):
             Ap[k] += lam * p[k]
         if joint:
             Ap[K] += lam_b * p[K]
-        ok, rs_old = _cg_update(x, res, p, Ap, D, rs_old)
+        ok, rs_old, step_alpha = _cg_update(x, res, p, Ap, D, rs_old)
         if not ok:
-            return False
+            return False, 0.0
+        if track:
+            for t in range(n):
+                e[t] -= step_alpha * w[t]
     for k in range(K):
         factors[row, k] = x[k]
     if joint:
         bias[row] = x[K]
-    return True
+    if not want_sse:
+        return True, 0.0
+    if track:  # alpha is the last step's; 0 if CG stopped before it (w is then stale)
+        return True, _moved_sse(e, w, n, alpha) if alpha != zero else _moved_sse(e, e, n, zero)
+    return True, _row_sse(indptr, indices, data, factors, bias, other, other_bias, mu, row, u64)
 
 
 @njit(parallel=True, cache=True)
 def solve_rows_cg(
     indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg, count_bias,
-    joint, order, n_tasks, cg_steps, factors, bias,
+    joint, order, n_tasks, cg_steps, factors, bias, sse,
 ):
     """One ALS half-step by conjugate gradient: ``cg_steps`` steps per row, warm-started.
 
-    Same arguments, objective and outputs as :func:`solve_rows`, plus ``cg_steps``. The row's
+    Same arguments, objective and outputs (``sse`` included) as :func:`solve_rows`, plus
+    ``cg_steps``. The row's
     factors are gathered once into contiguous scratch and ``(Z^T Z + Lambda) p`` is computed
     as ``Z^T (Z p)`` in one fused pass over the gathered rows, never forming the Gram
     matrix: each step costs ``O(n_i K)`` instead of ``O(n_i K^2)``. It is not an
@@ -679,6 +771,7 @@ def solve_rows_cg(
     dt = factors.dtype
     failed = np.zeros(n_tasks, dtype=np.int64)
     chunk = _cg_chunk(indptr, order)
+    want_sse = sse.shape[0] > 0
     for task in prange(n_tasks):
         X = np.empty((chunk, K), dtype=dt)
         r = np.empty(chunk, dtype=dt)
@@ -686,15 +779,22 @@ def solve_rows_cg(
         res = np.empty(K + 1, dtype=dt)
         p = np.empty(K + 1, dtype=dt)
         Ap = np.empty(K + 1, dtype=dt)
+        e = np.empty(chunk, dtype=dt)
+        w = np.empty(chunk, dtype=dt)
+        u64 = np.empty(K)
         for q in range(task, order.shape[0], n_tasks):
             row = order[q]
-            ok = _cg_one_row(
+            ok, row_sse = _cg_one_row(
                 indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg,
-                count_bias, joint, cg_steps, row, factors, bias, X, r, x, res, p, Ap,
+                count_bias, joint, cg_steps, row, factors, bias, X, r, x, res, p, Ap, e, w,
+                want_sse, u64,
             )
             if not ok:
                 failed[task] += 1
                 for k in range(K):
                     factors[row, k] = np.nan
                 bias[row] = np.nan
+                row_sse = np.nan
+            if want_sse:
+                sse[row] = row_sse
     return _failures(failed)

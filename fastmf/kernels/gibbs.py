@@ -107,12 +107,12 @@ def sample_rows(
     failed = np.zeros(n_tasks, dtype=np.int64)
     chunk = _gram_chunk(indptr, order, K)
     for task in prange(n_tasks):
-        X, G, T = _gram_scratch(chunk, K, dt)
+        X, G, T, r = _gram_scratch(chunk, K, dt)
         w = np.empty(K + 1, dtype=dt)
         x = np.empty(K + 1, dtype=dt)
         for q in range(task, order.shape[0], n_tasks):
             row = order[q]
-            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T)
+            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r)
             ok = _sample_from_gram(G, alpha, prior_prec, prior_shift, row_shift, row, noise[q],
                                    w, x)
             _write_row(ok, x[K], x, row, factors, bias)

@@ -190,7 +190,7 @@ def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors
                 return False
             break
         _apply(indptr, indices, conf, pref, Z, gathered, YtY, reg, row, p, False, False, Ap)
-        ok, rs_old = _cg_update(x, r, p, Ap, K, rs_old)
+        ok, rs_old, _ = _cg_update(x, r, p, Ap, K, rs_old)
         if not ok:
             return False
     for k in range(K):
