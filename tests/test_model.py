@@ -44,6 +44,20 @@ def test_loss_curve_is_the_objective_and_never_increases(small, config):
     assert model.objective(small) == pytest.approx(model.loss_curve_[-1], rel=1e-12)
 
 
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+@pytest.mark.parametrize("dtype, rel", [("float32", 1e-6), ("float64", 1e-12)])
+@pytest.mark.parametrize("bias_update", ["joint", "sequential"])
+def test_loss_curve_is_the_float64_objective_for_every_solver_and_dtype(small, solver, dtype,
+                                                                      rel, bias_update):
+    """loss_curve_ comes from the item half-step's residuals (issue 17), each computed in
+    the factors' dtype; it must still be J as the all-float64 objective() evaluates it."""
+    model = _fit(small, solver=solver, dtype=dtype, bias_update=bias_update, n_iter=6)
+    assert model.objective(small) == pytest.approx(model.loss_curve_[-1], rel=rel)
+    # the first iteration too: the curve is not a copy of one final value
+    first = _fit(small, solver=solver, dtype=dtype, bias_update=bias_update, n_iter=1)
+    assert first.objective(small) == pytest.approx(model.loss_curve_[0], rel=rel)
+
+
 def test_float32_and_float64_agree(small):
     m32 = _fit(small, dtype="float32", n_iter=10)
     m64 = _fit(small, dtype="float64", n_iter=10)
