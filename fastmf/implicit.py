@@ -22,13 +22,18 @@ from fastmf.base import (
 from fastmf.kernels import implicit_loss, implicit_rows, implicit_rows_cg
 from fastmf.ratings import Ratings, as_ratings
 
+# A solver runs one half-step: solver(arrays, other, YtY, reg, order, n_threads, cg_steps, F,
+# obs) -> failed rows; ``obs`` (float64, empty or one entry per row) receives each updated
+# row's observed-pairs term of the objective (see implicit_rows).
+_NO_OBS = np.empty(0)
 
-def _cholesky(arrays, other, YtY, reg, order, n_threads, cg_steps, F) -> int:
-    return implicit_rows(*arrays, other, YtY, reg, order, n_threads, F)
+
+def _cholesky(arrays, other, YtY, reg, order, n_threads, cg_steps, F, obs=_NO_OBS) -> int:
+    return implicit_rows(*arrays, other, YtY, reg, order, n_threads, F, obs)
 
 
-def _cg(arrays, other, YtY, reg, order, n_threads, cg_steps, F) -> int:
-    return implicit_rows_cg(*arrays, other, YtY, reg, order, n_threads, cg_steps, F)
+def _cg(arrays, other, YtY, reg, order, n_threads, cg_steps, F, obs=_NO_OBS) -> int:
+    return implicit_rows_cg(*arrays, other, YtY, reg, order, n_threads, cg_steps, F, obs)
 
 
 #: name -> half-step (docs/design.md section 8).
@@ -209,7 +214,7 @@ class ImplicitALS(FactorModel):
             V = self.item_factors_
             with thread_limits(self.n_jobs) as n_threads:
                 failed = implicit_rows(*arrays, V, _gram(V), V.dtype.type(p["reg"]),
-                                       row_order(np.diff(arrays[0])), n_threads, F)
+                                       row_order(np.diff(arrays[0])), n_threads, F, _NO_OBS)
             if failed or not np.isfinite(F).all():
                 raise FloatingPointError("fold_in: a system was not positive definite; "
                                          "increase reg")
@@ -240,17 +245,25 @@ def _gram64(F: np.ndarray) -> np.ndarray:
     return F64.T @ F64
 
 
+def _cast(G64: np.ndarray, dtype) -> np.ndarray:
+    return np.ascontiguousarray(G64.astype(dtype))
+
+
 def _gram(F: np.ndarray) -> np.ndarray:
     """``F^T F`` in ``F``'s dtype, accumulated in float64."""
-    return np.ascontiguousarray(_gram64(F).astype(F.dtype))
+    return _cast(_gram64(F), F.dtype)
+
+
+def _quadratic_terms(gu: np.ndarray, gv: np.ndarray, reg: float) -> float:
+    """``tr(X^T X Y^T Y) + reg (|X|^2 + |Y|^2)`` from the two float64 Gram matrices."""
+    return (float(np.sum(gu * gv))
+            + float(reg) * (float(np.trace(gu)) + float(np.trace(gv))))
 
 
 def implicit_objective(csr, U: np.ndarray, V: np.ndarray, reg: float) -> float:
     """The objective over all pairs: the observed pairs' share (kernel) plus
     ``tr(X^T X Y^T Y) + reg (|X|^2 + |Y|^2)`` from the two Gram matrices (float64)."""
-    gu, gv = _gram64(U), _gram64(V)
-    return (float(implicit_loss(*csr, U, V)) + float(np.sum(gu * gv))
-            + float(reg) * (float(np.trace(gu)) + float(np.trace(gv))))
+    return float(implicit_loss(*csr, U, V)) + _quadratic_terms(_gram64(U), _gram64(V), reg)
 
 
 class _ImplicitTrainer(Trainer):
@@ -266,18 +279,28 @@ class _ImplicitTrainer(Trainer):
         self.solve = SOLVERS[p["solver"]]
         self.user_order = row_order(np.diff(csr[0]))
         self.item_order = row_order(np.diff(csc[0]))
+        # Each item's observed-pairs term after the item half-step (0 for items without
+        # interactions): with the Gram matrices' terms, the objective of the iteration.
+        self.item_obs = np.zeros(len(csc[0]) - 1)
 
     def state(self) -> dict[str, np.ndarray]:
         return {"U": self.model.user_factors_, "V": self.model.item_factors_}
 
     def step(self, it: int, n_threads: int) -> dict[str, float]:
+        """One iteration; its objective from the item half-step's observed-pairs terms
+        (no pass of its own over the interactions, issue 17) and the two Gram matrices, the
+        users' being the one the item half-step used."""
         U, V = self.model.user_factors_, self.model.item_factors_
-        for side, arrays, order, F, other in (("user", self.csr, self.user_order, U, V),
-                                              ("item", self.csc, self.item_order, V, U)):
-            failed = self.solve(arrays, other, _gram(other), self.reg, order, n_threads,
-                                self.cg_steps, F)
+        grams = {}
+        for side, arrays, order, F, other, obs in (
+                ("user", self.csr, self.user_order, U, V, _NO_OBS),
+                ("item", self.csc, self.item_order, V, U, self.item_obs)):
+            grams[side] = _gram64(other)
+            failed = self.solve(arrays, other, _cast(grams[side], other.dtype), self.reg,
+                                order, n_threads, self.cg_steps, F, obs)
             if failed or not np.isfinite(F).all():
                 raise FloatingPointError(
                     f"iteration {it + 1}, {side} half-step: {failed} system(s) not positive "
                     "definite or non-finite factors; increase reg")
-        return {"loss": implicit_objective(self.csr, U, V, self.reg)}
+        gu, gv = grams["item"], _gram64(V)
+        return {"loss": float(self.item_obs.sum()) + _quadratic_terms(gu, gv, self.reg)}

@@ -11,6 +11,8 @@ from fastmf._solver import row_order
 from fastmf.implicit import _gram, implicit_objective
 from fastmf.kernels import implicit_rows, implicit_rows_cg
 
+NO_OBS = np.empty(0)
+
 
 def _problem(dtype, alpha=2.0, seed=0):
     r = awkward_ratings(seed=seed, n_users=25, n_items=18, n=160)
@@ -29,9 +31,58 @@ def test_cholesky_half_step_matches_the_dense_twin(dtype, tol):
     r, csr, C, P, X, Y = _problem(dtype)
     order = row_order(np.diff(csr[0]))
     reg = np.dtype(dtype).type(0.3)
-    assert implicit_rows(*csr, Y, _gram(Y), reg, order, 2, X) == 0
+    assert implicit_rows(*csr, Y, _gram(Y), reg, order, 2, X, NO_OBS) == 0
     want = ref.implicit_half_step(C, P, Y, 0.3, order)
     np.testing.assert_allclose(X[order], want[order], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype, rel", [("float64", 1e-11), ("float32", 1e-4)])
+@pytest.mark.parametrize("solver, steps", [("cholesky", 0), ("cg", 0), ("cg", 1), ("cg", 3)])
+def test_half_step_obs_is_each_rows_observed_term(dtype, rel, solver, steps):
+    """The objective comes from the item half-step (issue 17): ``obs[i]`` must be the row's
+    ``sum [c (p - s)^2 - s^2]`` at its new factors -- for CG the scores it kept and moved step
+    by step (``steps=0``: the first pass's), for Cholesky a pass over its interactions."""
+    r, csr, C, P, X, Y = _problem(dtype)
+    order = row_order(np.diff(csr[0]))
+    reg = np.dtype(dtype).type(0.3)
+    obs = np.full(len(X), -1.0)
+    if solver == "cg":
+        assert implicit_rows_cg(*csr, Y, _gram(Y), reg, order, 2, steps, X, obs) == 0
+    else:
+        assert implicit_rows(*csr, Y, _gram(Y), reg, order, 2, X, obs) == 0
+    S = X.astype(np.float64) @ Y.astype(np.float64).T
+    want = np.sum((C * (P - S) ** 2 - S**2) * (C > 1), axis=1)  # observed pairs: c > 1 here
+    np.testing.assert_allclose(obs[order], want[order], rtol=rel, atol=rel)
+    assert (obs[np.setdiff1d(np.arange(len(X)), order)] == -1.0).all()
+
+
+def test_loss_curve_is_the_objective_for_both_solvers_in_float32():
+    r = awkward_ratings(seed=4)
+    for solver in ("cholesky", "cg"):
+        m = ImplicitALS(4, n_iter=5, alpha=3.0, solver=solver, dtype="float32",
+                        random_state=0).fit(r)
+        C, P = ref.implicit_dense(r.user_index, r.item_index, r.values, *r.shape, 3.0)
+        want = ref.implicit_objective(C, P, m.user_factors_.astype(np.float64),
+                                      m.item_factors_.astype(np.float64), m.reg)
+        assert m.loss_curve_[-1] == pytest.approx(want, rel=1e-5)
+
+
+def test_cg_obs_of_a_row_longer_than_the_scratch():
+    """Not gathered (more interactions than the CG scratch keeps): its observed term is
+    summed from the interactions themselves after the update."""
+    from fastmf.kernels.als import _CG_RESIDENT
+
+    rng = np.random.default_rng(5)
+    n, K = _CG_RESIDENT + 100, 2
+    Y = rng.standard_normal((n, K))
+    indptr = np.array([0, n], dtype=np.int64)
+    indices = np.arange(n, dtype=np.int32)
+    conf, pref = 1 + rng.random(n), np.ones(n)
+    X, obs = np.zeros((1, K)), np.zeros(1)
+    assert implicit_rows_cg(indptr, indices, conf, pref, Y, _gram(Y), 0.3, np.array([0]), 1,
+                            3, X, obs) == 0
+    s = Y @ X[0]
+    assert obs[0] == pytest.approx(np.sum(conf * (1 - s) ** 2 - s**2), rel=1e-12)
 
 
 def test_loss_kernel_is_the_objective_over_all_pairs():
@@ -43,7 +94,7 @@ def test_loss_kernel_is_the_objective_over_all_pairs():
 def test_gradient_vanishes_at_a_solved_row():
     r, csr, C, P, X, Y = _problem("float64")
     order = row_order(np.diff(csr[0]))
-    implicit_rows(*csr, Y, _gram(Y), 0.3, order, 1, X)
+    implicit_rows(*csr, Y, _gram(Y), 0.3, order, 1, X, NO_OBS)
     u, h = int(order[0]), 1e-5
     for k in range(3):
         up, down = X.copy(), X.copy()
@@ -61,7 +112,7 @@ def test_cg_steps_match_textbook_cg(steps):
     r, csr, C, P, X, Y = _problem("float64")
     order = row_order(np.diff(csr[0]))
     want = ref.implicit_half_step(C, P, Y, 0.3, order, X=X, steps=steps)
-    assert implicit_rows_cg(*csr, Y, _gram(Y), 0.3, order, 2, steps, X) == 0
+    assert implicit_rows_cg(*csr, Y, _gram(Y), 0.3, order, 2, steps, X, NO_OBS) == 0
     np.testing.assert_allclose(X[order], want[order], rtol=1e-9, atol=1e-11)
 
 
@@ -69,10 +120,10 @@ def test_cg_converges_to_the_cholesky_solution():
     r, csr, C, P, X, Y = _problem("float64")
     order = row_order(np.diff(csr[0]))
     exact = X.copy()
-    implicit_rows(*csr, Y, _gram(Y), 0.3, order, 2, exact)
+    implicit_rows(*csr, Y, _gram(Y), 0.3, order, 2, exact, NO_OBS)
     cg = X.copy()
     for _ in range(4):  # warm-started: each call continues from the last
-        implicit_rows_cg(*csr, Y, _gram(Y), 0.3, order, 2, 3, cg)
+        implicit_rows_cg(*csr, Y, _gram(Y), 0.3, order, 2, 3, cg, NO_OBS)
     np.testing.assert_allclose(cg[order], exact[order], rtol=1e-8, atol=1e-8)
 
 

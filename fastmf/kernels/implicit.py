@@ -65,7 +65,7 @@ def _implicit_system(indptr, indices, conf, pref, other, YtY, reg, row, X, T, G)
 
 
 @njit(parallel=True, cache=True)
-def implicit_rows(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, factors):
+def implicit_rows(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, factors, obs):
     """One implicit-ALS half-step by Cholesky: the exact update of every listed row.
 
     Parameters
@@ -83,6 +83,11 @@ def implicit_rows(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, 
         Rows to update, longest first; task ``t`` takes ``order[t::n_tasks]``.
     n_tasks : int
     factors : float (R, K), written in place
+    obs : float64 (R,) or (0,), written in place
+        If not empty, ``obs[i]`` receives row ``i``'s share of the observed pairs' term of the
+        objective after its update, ``sum [c (p - s)^2 - s^2]`` (:func:`_row_loss`): after
+        the item half-step, their sum plus the Gram matrices' terms is the objective of the
+        iteration (issue 17). Failed rows get NaN.
 
     Returns
     -------
@@ -99,22 +104,27 @@ def implicit_rows(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, 
         T = np.zeros((K, padded(K)), dtype=dt)
         G = np.empty((K + 1, K + 1), dtype=dt)
         x = np.empty(K + 1, dtype=dt)
+        x64 = np.empty(K)
         for q in range(task, order.shape[0], n_tasks):
             row = order[q]
             _implicit_system(indptr, indices, conf, pref, other, YtY, reg, row, X, T, G)
             if _cholesky_solve(G, K, x):
                 for k in range(K):
                     factors[row, k] = x[k]
+                if obs.shape[0] > 0:  # X holds weighted rows: read the factors again
+                    obs[row] = _row_loss(indptr, indices, conf, pref, factors, other, row, x64)
             else:
                 failed[task] += 1
                 for k in range(K):
                     factors[row, k] = np.nan
+                if obs.shape[0] > 0:
+                    obs[row] = np.nan
     return _failures(failed)
 
 
 @njit(cache=True, fastmath=_FASTMATH_REDUCE)
 def _apply(indptr, indices, conf, pref, other, gathered, YtY, reg, row, v, residual,
-           curvature, out):
+           curvature, out, q):
     """``out = A v`` with ``A = Y^T Y + reg I + sum (c - 1) y y^T``, without forming the
     sum; with ``residual``, ``out = b - A v`` with ``b = sum c p y`` in the same single pass
     over the row's items (per item one dot product and one axpy). With ``curvature`` it
@@ -123,7 +133,8 @@ def _apply(indptr, indices, conf, pref, other, gathered, YtY, reg, row, v, resid
 
     ``gathered``: ``other`` is the row's own block (``other[t]`` = the factors of its t-th
     item, gathered once for all the CG passes: contiguous reads instead of a random access
-    per item and pass); else ``other`` is the whole side, indexed through ``indices``.
+    per item and pass), and ``q[t] = y_t . v`` is kept (the objective tracks the scores
+    with it); else ``other`` is the whole side, indexed through ``indices``.
     Reduces into registers only (no store inside a reduction loop), so the order is fixed
     at compile time (docs/design.md section 5).
     """
@@ -166,6 +177,11 @@ def _apply(indptr, indices, conf, pref, other, gathered, YtY, reg, row, v, resid
             d1 += other[j1, k] * vk
             d2 += other[j2, k] * vk
             d3 += other[j3, k] * vk
+        if gathered:
+            q[p - start] = d0
+            q[p + 1 - start] = d1
+            q[p + 2 - start] = d2
+            q[p + 3 - start] = d3
         c0 = conf[p] - one
         c1 = conf[p + 1] - one
         c2 = conf[p + 2] - one
@@ -191,6 +207,8 @@ def _apply(indptr, indices, conf, pref, other, gathered, YtY, reg, row, v, resid
         d = dt(0.0)
         for k in range(K):
             d += other[j, k] * v[k]
+        if gathered:
+            q[p - start] = d
         c = conf[p]
         if curvature:
             total += (c - one) * d * d
@@ -204,9 +222,14 @@ def _apply(indptr, indices, conf, pref, other, gathered, YtY, reg, row, v, resid
 
 @njit(cache=True, fastmath=_FASTMATH)
 def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors, X, x, r,
-            p, Ap):
+            p, Ap, s, w, want_obs, x64):
     """``cg_steps`` conjugate-gradient steps on one row's system, warm-started. A row that
-    fits the scratch ``X`` is gathered into it once and read from there by every pass."""
+    fits the scratch ``X`` is gathered into it once and read from there by every pass.
+
+    Returns ``(ok, obs)``: with ``want_obs``, the row's observed-pairs term after the update
+    (else 0). A gathered row keeps its scores ``s = Y x`` from the first pass and moves them
+    by each step's ``alpha Y p`` (``w``, kept by the pass that computed it): O(n) per step
+    instead of an objective pass of O(n K) (issue 17, as the explicit CG kernel)."""
     K = factors.shape[1]
     dt = factors.dtype.type
     zero = dt(0.0)
@@ -223,7 +246,9 @@ def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors
                 X[t, k] = other[j, k]
     for k in range(K):
         x[k] = factors[row, k]
-    _apply(indptr, indices, conf, pref, Z, gathered, YtY, reg, row, x, True, False, r)
+    _apply(indptr, indices, conf, pref, Z, gathered, YtY, reg, row, x, True, False, r, s)
+    track = want_obs and gathered
+    alpha = zero
     rs_old = zero
     for k in range(K):
         p[k] = r[k]
@@ -233,26 +258,49 @@ def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors
             break
         if step == cg_steps - 1:  # the last step needs only p^T A p
             pAp = _apply(indptr, indices, conf, pref, Z, gathered, YtY, reg, row, p, False, True,
-                         Ap)
+                         Ap, w)
             if not _cg_last_step(x, p, pAp, K, rs_old):
-                return False
+                return False, 0.0
+            alpha = rs_old / pAp  # the step _cg_last_step took; w holds its Y p
             break
-        _apply(indptr, indices, conf, pref, Z, gathered, YtY, reg, row, p, False, False, Ap)
-        ok, rs_old, _ = _cg_update(x, r, p, Ap, K, rs_old)
+        _apply(indptr, indices, conf, pref, Z, gathered, YtY, reg, row, p, False, False, Ap,
+               w)
+        ok, rs_old, step_alpha = _cg_update(x, r, p, Ap, K, rs_old)
         if not ok:
-            return False
+            return False, 0.0
+        if track:
+            for t in range(n):
+                s[t] += step_alpha * w[t]
     for k in range(K):
         factors[row, k] = x[k]
-    return True
+    if not want_obs:
+        return True, 0.0
+    if track:  # alpha is the last step's; 0 if CG stopped before it (w is then stale)
+        return True, _moved_obs(conf, pref, start, s, w if alpha != zero else s, n, alpha)
+    return True, _row_loss(indptr, indices, conf, pref, factors, other, row, x64)
+
+
+@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+def _moved_obs(conf, pref, start, s, w, n, alpha):
+    """``sum_t [c (p - s'_t)^2 - s'_t^2]`` in float64 with ``s' = s + alpha w`` (each in
+    ``s``'s dtype): the observed-pairs term of a row whose scores CG kept, moved by its last
+    step. Reads only (reassociation is safe: fixed order)."""
+    acc = 0.0
+    for t in range(n):
+        st = np.float64(s[t] + alpha * w[t])
+        e = np.float64(pref[start + t]) - st
+        acc += np.float64(conf[start + t]) * e * e - st * st
+    return acc
 
 
 @njit(parallel=True, cache=True)
 def implicit_rows_cg(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, cg_steps,
-                     factors):
+                     factors, obs):
     """One implicit-ALS half-step by ``cg_steps`` warm-started conjugate-gradient steps per
-    row (Takacs et al. 2011): the same arguments and outputs as :func:`implicit_rows` plus
-    ``cg_steps``; each step costs ``O(n_u K + K^2)``. Not an exact minimizer: a step never
-    increases the row's quadratic, and the next half-step continues from it.
+    row (Takacs et al. 2011): the same arguments and outputs as :func:`implicit_rows`
+    (``obs`` included) plus ``cg_steps``; each step costs ``O(n_u K + K^2)``. Not an exact
+    minimizer: a step never increases the row's quadratic, and the next half-step continues
+    from it.
 
     Races: none -- each row is written by the one task that owns it.
     """
@@ -260,19 +308,27 @@ def implicit_rows_cg(indptr, indices, conf, pref, other, YtY, reg, order, n_task
     dt = factors.dtype
     failed = np.zeros(n_tasks, dtype=np.int64)
     chunk = _cg_chunk(indptr, order)
+    want_obs = obs.shape[0] > 0
     for task in prange(n_tasks):
         X = np.empty((chunk, K), dtype=dt)
         x = np.empty(K, dtype=dt)
         r = np.empty(K, dtype=dt)
         p = np.empty(K, dtype=dt)
         Ap = np.empty(K, dtype=dt)
+        s = np.empty(chunk, dtype=dt)
+        w = np.empty(chunk, dtype=dt)
+        x64 = np.empty(K)
         for q in range(task, order.shape[0], n_tasks):
             row = order[q]
-            if not _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row,
-                           factors, X, x, r, p, Ap):
+            ok, row_obs = _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row,
+                                  factors, X, x, r, p, Ap, s, w, want_obs, x64)
+            if not ok:
                 failed[task] += 1
                 for k in range(K):
                     factors[row, k] = np.nan
+                row_obs = np.nan
+            if want_obs:
+                obs[row] = row_obs
     return _failures(failed)
 
 
