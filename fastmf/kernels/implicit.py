@@ -143,8 +143,8 @@ def _apply(indptr, indices, conf, pref, other, gathered, YtY, reg, row, v, resid
     one = dt(1.0)
     total = dt(0.0)
     # (Y^T Y + reg I) v as a sum of columns (Y^T Y is symmetric: column b is row b), so no
-    # dot product, and no horizontal sum, per entry: K^2 of these per row and pass were 15 %
-    # of an iteration at K = 64.
+    # dot product, and no horizontal sum, per entry. With the four-item loop below: ML-1M
+    # shape, K = 64, one thread, CG iteration 90-94 -> 86-89 ms (issue 17).
     for a in range(K):
         out[a] = reg * v[a]
     for b in range(K):
