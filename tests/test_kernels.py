@@ -373,7 +373,7 @@ def test_cg_half_steps_never_increase_the_objective(dtype):
 
 
 def test_cg_on_a_row_longer_than_its_resident_scratch():
-    """Rows past _CG_RESIDENT ratings are re-gathered chunk by chunk on every pass."""
+    """Rows past _CG_RESIDENT ratings are passed over chunk by chunk on every pass."""
     from fastmf.kernels.als import _CG_RESIDENT
 
     rng = np.random.default_rng(9)

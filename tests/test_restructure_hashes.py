@@ -41,6 +41,11 @@ A third record was added on 2026-12-05 on a 2-core AMD EPYC VM of family 25, mod
 numba's znver4, AVX-512; OpenBLAS choosing SkylakeX, nothing forced), on the code before the
 objective moved into the item half-step (issue 17); the code after it passes them unchanged
 (the objective is computed beside the factors, never fed back into them).
+On 2026-12-05 (later) the CG passes went to explicit SIMD vectors read in place (issue 17:
+another summation order; CG factors moved by at most 1.7e-6 relative in float32, 2.8e-15 in
+float64, after 4 iterations of the pins' fit). Their entries were recorded again on the Zen 4
+VM; the Zen 5 and Zen 3 records lost their four CG entries, since neither machine was there to
+record them again (the test compares the entries a record has).
 The signature is that of the test environment as it stands (OpenBLAS kernel included): a pin
 recorded with OPENBLAS_CORETYPE unset would skip wherever it is set, as on this project's CI.
 Bitwise results depend on the BLAS kernel and the instruction set, so they are compared only
@@ -155,13 +160,18 @@ def test_estimators_give_the_same_bits_as_before_the_restructuring():
     want = _recorded()
     _, models = _cases()
     got = {k: _digest(m) for k, m in models.items()}
-    assert got == {k: v for k, v in want.items() if k in got}
+    # a record may lack entries that could not be recorded again on its machine (see above)
+    pinned = sorted(k for k in got if k in want)
+    assert pinned, "this environment's record pins none of these estimators"
+    assert {k: got[k] for k in pinned} == {k: want[k] for k in pinned}
 
 
 def test_dask_fit_gives_the_same_bits_as_before_the_restructuring():
     pytest.importorskip("dask.distributed")
     pytest.importorskip("pyarrow")
     want = _recorded()
+    if "dask-BiasedALS-float64" not in want:
+        pytest.skip("this environment's record has no Dask entry")
     data, _ = _cases()
     assert _digest(_dask_case(data)) == want["dask-BiasedALS-float64"]
 

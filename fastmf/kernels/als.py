@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastmf.kernels._gram import gram_lower, padded
+from fastmf.kernels._pass import rows_pass
 from fastmf.kernels._prefetch import DISTANCE, prefetch_row
 from fastmf.kernels.objective import _row_sse
 
@@ -32,8 +33,10 @@ _FASTMATH_REDUCE = {"contract", "reassoc"}
 # Bytes of gathered factors per X^T X product: longer rows are cut into chunks of this size
 # (bounded scratch that stays in L2; 1,024 to 4,096 ratings at K = 32 measured alike).
 _GRAM_BYTES = 1 << 19
-# CG keeps a row's gathered block resident across its passes when it has at most this many
-# ratings; longer rows are re-gathered chunk by chunk on every pass (bounded scratch).
+# CG keeps a row's per-rating vectors (its residual and Z p, which the objective reuses) when
+# it has at most this many ratings; longer rows' passes fill them chunk by chunk (bounded
+# scratch), and their objective is summed from the ratings. ImplicitALS keeps a row's gathered
+# block resident across its passes under the same bound.
 _CG_RESIDENT = 1 << 15
 
 
@@ -511,104 +514,66 @@ def solve_normal_equations(
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _gather_chunk(indices, data, other, other_bias, offset, lo, m, X, r):
-    """``X[t] = v_j``, ``r[t] = A_ij - offset - c_j`` for ratings ``lo .. lo + m - 1``."""
-    K = other.shape[1]
-    for t in range(m):
-        if lo + t + DISTANCE < indices.shape[0]:
-            prefetch_row(other, indices[lo + t + DISTANCE])
-        j = indices[lo + t]
-        for k in range(K):
-            X[t, k] = other[j, k]
-        r[t] = data[lo + t] - offset - other_bias[j]
-
-
-@njit(cache=True, fastmath=_FASTMATH_REDUCE)
-def _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, resident,
-                 v, residual, curvature, X, r, out, q):
+def _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, v, residual,
+                 curvature, out, q):
     """One pass over the row's ratings: ``out = Z^T (r - Z v)`` if ``residual`` else
-    ``out = Z^T Z v``, with ``Z = [v_j, (1)]``, keeping the per-rating vector ``q = r - Z v``
-    (or ``Z v``) of the current chunk (``q`` has ``X``'s rows; for a resident row it is the
-    whole vector, which the objective reuses): a dot product and an axpy per rating, taken
-    four ratings at a time (four interleaved dot products, one fused update of ``out``): on
-    ML-1M-shaped data, K = 32, one thread, that cut an iteration from 0.059 to 0.043 s.
+    ``out = Z^T Z v``, with ``Z = [v_j, (1)]`` and ``r = A_ij - offset - c_j``, keeping the
+    per-rating vector ``q = r - Z v`` (or ``Z v``) of the current chunk of ``q.shape[0]``
+    ratings (for a row that fits, the whole vector, which the objective reuses). The pass is
+    :func:`fastmf.kernels._pass.rows_pass`: it reads the other side's rows ``v_j`` in place,
+    with explicit SIMD vectors, in an order fixed at compile time (not BLAS's, which depended
+    on the process and the thread count); short rows pay no per-call overhead.
 
     With ``curvature`` it returns ``|Z v|^2`` instead and leaves ``out`` alone: the dot
     products without the axpys. The last CG step needs only ``p^T A p = |Z p|^2 +
     p^T Lambda p``, not ``A p`` (the residual it would update is discarded), so that step costs
     half a pass. Otherwise it returns 0.
 
-    ``resident``: the whole row is already gathered in ``X, r`` (it fits one chunk), so the
-    passes after the first cost no gather. The loops are numba's, not BLAS's, and none
-    reduces into memory it also stores to, so their order is fixed at compile time: the
-    result is the same in every process and for every thread count (it was not, with BLAS
-    gemv here), and short rows pay no per-call overhead.
+    ``v`` and ``out`` have at least :func:`padded` ``(K)`` entries, finite.
     """
     K = other.shape[1]
     start = indptr[row]
     n = indptr[row + 1] - start
-    CH = X.shape[0]
+    CH = q.shape[0]
     zero = out.dtype.type(0.0)
     if not curvature:
-        for a in range(K + 1):
+        for a in range(out.shape[0]):
             out[a] = zero
     vb = v[K] if joint else zero
     total = zero
     for lo in range(start, start + n, CH):
-        m = min(CH, start + n - lo)
-        if not resident:
-            _gather_chunk(indices, data, other, other_bias, offset, lo, m, X, r)
-        s = zero
-        t = 0
-        while t + 4 <= m:  # four ratings at a time: out[] is loaded and stored once per four
-            d0 = zero
-            d1 = zero
-            d2 = zero
-            d3 = zero
-            for k in range(K):
-                vk = v[k]
-                d0 += X[t, k] * vk
-                d1 += X[t + 1, k] * vk
-                d2 += X[t + 2, k] * vk
-                d3 += X[t + 3, k] * vk
-            if residual:
-                q0 = r[t] - d0 - vb
-                q1 = r[t + 1] - d1 - vb
-                q2 = r[t + 2] - d2 - vb
-                q3 = r[t + 3] - d3 - vb
-            else:
-                q0 = d0 + vb
-                q1 = d1 + vb
-                q2 = d2 + vb
-                q3 = d3 + vb
-            q[t] = q0
-            q[t + 1] = q1
-            q[t + 2] = q2
-            q[t + 3] = q3
-            if curvature:
-                total += q0 * q0 + q1 * q1 + q2 * q2 + q3 * q3
-            else:
-                s += q0 + q1 + q2 + q3
-                for k in range(K):
-                    out[k] += (q0 * X[t, k] + q1 * X[t + 1, k] + q2 * X[t + 2, k]
-                               + q3 * X[t + 3, k])
-            t += 4
-        while t < m:
-            d = zero
-            for k in range(K):
-                d += X[t, k] * v[k]
-            qt = r[t] - d - vb if residual else d + vb
-            q[t] = qt
-            if curvature:
-                total += qt * qt
-            else:
-                s += qt
-                for k in range(K):
-                    out[k] += qt * X[t, k]
-            t += 1
-        if not curvature:
-            out[K] += s
-    return total
+        total += rows_pass(other, indices, lo, min(CH, start + n - lo), data, other_bias,
+                           offset, v, q, out, vb, residual, curvature)
+    if curvature:
+        return total
+    out[K] += total  # the bias column's sum (out[K:] got + 0 from the vectors' padding)
+    return zero
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _dot(a, b, D):
+    """``sum_{k < D} a[k] b[k]`` as four interleaved partial sums, in a fixed order.
+
+    The CG kernels' O(K) reductions may not be reassociated (see the note above
+    :func:`_cg_one_row`), and one sequential sum waits a full add latency per entry: two of them
+    per CG step cost about 70 ns per row at K = 32. Four independent sums wait a quarter of
+    that, in an order that is the same on every run."""
+    zero = a.dtype.type(0.0)
+    s0 = zero
+    s1 = zero
+    s2 = zero
+    s3 = zero
+    k = 0
+    while k + 4 <= D:
+        s0 += a[k] * b[k]
+        s1 += a[k + 1] * b[k + 1]
+        s2 += a[k + 2] * b[k + 2]
+        s3 += a[k + 3] * b[k + 3]
+        k += 4
+    while k < D:
+        s0 += a[k] * b[k]
+        k += 1
+    return (s0 + s1) + (s2 + s3)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -618,17 +583,14 @@ def _cg_update(x, res, p, Ap, D, rs_old):
     False when the curvature ``p.Ap`` is not positive. Shared by the explicit and implicit
     CG kernels. No reassociation (see the note below)."""
     zero = x.dtype.type(0.0)
-    pAp = zero
-    for a in range(D):
-        pAp += p[a] * Ap[a]
+    pAp = _dot(p, Ap, D)
     if not pAp > zero:
         return False, rs_old, zero
     alpha = rs_old / pAp
-    rs_new = zero
     for a in range(D):
         x[a] += alpha * p[a]
         res[a] -= alpha * Ap[a]
-        rs_new += res[a] * res[a]
+    rs_new = _dot(res, res, D)
     beta = rs_new / rs_old
     for a in range(D):
         p[a] = res[a] + beta * p[a]
@@ -655,7 +617,7 @@ def _cg_last_step(x, p, pAp, D, rs_old):
 @njit(cache=True, fastmath=_FASTMATH)
 def _cg_one_row(
     indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg, count_bias,
-    joint, cg_steps, row, factors, bias, X, r, x, res, p, Ap, e, w, want_sse, u64,
+    joint, cg_steps, row, factors, bias, x, res, p, Ap, e, w, want_sse, u64,
 ):
     """A few conjugate-gradient steps on one row's normal equations, warm-started.
 
@@ -686,15 +648,13 @@ def _cg_one_row(
     else:
         b_row = zero
     offset = mu + b_row
-    resident = n <= X.shape[0]
-    if resident:
-        _gather_chunk(indices, data, other, other_bias, offset, start, n, X, r)
+    resident = n <= e.shape[0]  # e and w hold the whole row's residual and Z p
 
     for k in range(K):
         x[k] = factors[row, k]
     x[K] = bias[row] if joint else zero
-    _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, resident,
-                 x, True, False, X, r, res, e)
+    _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, x, True, False,
+                 res, e)
     track = want_sse and resident
     alpha = zero
     for k in range(K):
@@ -702,10 +662,9 @@ def _cg_one_row(
     if joint:
         res[K] -= lam_b * x[K]
 
-    rs_old = zero
     for a in range(D):
         p[a] = res[a]
-        rs_old += res[a] * res[a]
+    rs_old = _dot(res, res, D)
     if not joint:
         p[K] = zero
     for step in range(cg_steps):
@@ -713,19 +672,16 @@ def _cg_one_row(
             break
         if step == cg_steps - 1:  # the last step: only p^T A p, then x += alpha p
             pAp = _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row,
-                               resident, p, False, True, X, r, Ap, w)
-            pLp = zero
-            for k in range(K):
-                pLp += p[k] * p[k]
-            pAp += lam * pLp
+                               p, False, True, Ap, w)
+            pAp += lam * _dot(p, p, K)
             if joint:
                 pAp += lam_b * p[K] * p[K]
             if not _cg_last_step(x, p, pAp, D, rs_old):
                 return False, 0.0
             alpha = rs_old / pAp  # the step _cg_last_step took; w holds its Z p
             break
-        _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, resident,
-                     p, False, False, X, r, Ap, w)
+        _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, p, False,
+                     False, Ap, w)
         for k in range(K):
             Ap[k] += lam * p[k]
         if joint:
@@ -772,13 +728,14 @@ def solve_rows_cg(
     failed = np.zeros(n_tasks, dtype=np.int64)
     chunk = _cg_chunk(indptr, order)
     want_sse = sse.shape[0] > 0
+    Kp = padded(K)
+    V = max(K + 1, Kp)
     for task in prange(n_tasks):
-        X = np.empty((chunk, K), dtype=dt)
-        r = np.empty(chunk, dtype=dt)
-        x = np.empty(K + 1, dtype=dt)
-        res = np.empty(K + 1, dtype=dt)
-        p = np.empty(K + 1, dtype=dt)
-        Ap = np.empty(K + 1, dtype=dt)
+        # rows_pass reads and writes whole vectors: the entries past K + 1 stay zero
+        x = np.zeros(V, dtype=dt)
+        res = np.zeros(V, dtype=dt)
+        p = np.zeros(V, dtype=dt)
+        Ap = np.zeros(V, dtype=dt)
         e = np.empty(chunk, dtype=dt)
         w = np.empty(chunk, dtype=dt)
         u64 = np.empty(K)
@@ -786,7 +743,7 @@ def solve_rows_cg(
             row = order[q]
             ok, row_sse = _cg_one_row(
                 indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg,
-                count_bias, joint, cg_steps, row, factors, bias, X, r, x, res, p, Ap, e, w,
+                count_bias, joint, cg_steps, row, factors, bias, x, res, p, Ap, e, w,
                 want_sse, u64,
             )
             if not ok:

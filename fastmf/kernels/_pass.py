@@ -1,0 +1,388 @@
+"""One CG pass over a row's ratings, ``q = r - Z v`` and ``Z^T q``, read in place, with SIMD.
+
+Each conjugate-gradient step of the explicit ALS half-step makes one pass over the row's
+ratings: for every rating ``t`` (other side's row ``j = idx[t]``) a dot product ``d_t =
+other[j] . v``, then ``q_t`` from it, then ``out += q_t other[j]``. Before issue 17's rewrite,
+the half-step first copied the rows ``other[j]`` into a contiguous block and ran numba loops
+over it. Two costs, measured on the ML-1M shape, K = 32, float32, one thread, on a Zen 4 core
+(AVX-512):
+
+- LLVM vectorized the numba dot product over ``K`` with a width and unroll chosen for long
+  loops: at ``K = 32`` its main vector loop (64 floats per turn) never ran, the 8-wide
+  remainder loop did, and ``out`` went through memory with run-time alias checks every four
+  ratings: 3.3-3.6 ns per rating and pass, about 12 cycles.
+- The copy itself took 5.5 ms of a 17-19 ms half-step: 13-20 cycles per rating.
+
+:func:`rows_pass` reads ``other[idx[t]]`` in place (with a prefetch hint :data:`PREFETCH`
+ratings ahead, for a matrix larger than the cache) and is written as LLVM IR with explicit
+vectors, as :mod:`fastmf.kernels._gram` writes the Gram product:
+
+- ``v`` and ``out`` are held in registers for the whole row (``ceil(K / W)`` vectors each,
+  ``W`` the lanes per vector) when that is at most :data:`_MAX_REGISTER_VECTORS`; wider rows
+  run the same loop with ``out`` in memory. The last vector of a row is a masked load when
+  ``W`` does not divide ``K``.
+- Four ratings at a time: four dot products as vectors, reduced together by one tree of
+  shuffles to a 4-lane vector (instead of four separate horizontal sums), then ``q`` for the
+  four as one short vector.
+- ``out`` takes the four ratings' ``q_t other[j]`` in two register sets (ratings 0, 1 and 2, 3
+  of each four), added at the end, so consecutive fused multiply-adds do not wait for each
+  other.
+
+The order of every sum is fixed when the kernel is compiled and each row is computed by one
+thread, so results do not depend on the thread count. Under ``NUMBA_DISABLE_JIT=1``
+:func:`rows_pass` is the numpy code below, which computes the same quantities (not the same
+bits).
+"""
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+from fastmf.kernels._gram import VECTOR_BYTES
+
+#: Ratings ahead of the one being read whose row is hinted into the cache.
+PREFETCH = 16
+# Widest row (in vectors) whose v and out stay in registers; wider ones keep out in memory.
+_MAX_REGISTER_VECTORS = 4
+# Ratings per group: their dot products are reduced together.
+_GROUP = 4
+
+
+def rows_pass(other, idx, lo, m, data, bias, offset, v, q, out, vb, residual, curvature):
+    """One pass over the ratings ``lo .. lo + m - 1``; returns ``sum q`` (or ``sum q^2``).
+
+    For each rating ``t`` with ``j = idx[lo + t]``: ``d_t = other[j, :K] . v[:K]`` and
+    ``q_t = (r_t - d_t) - vb`` with ``r_t = (data[lo + t] - offset) - bias[j]`` if
+    ``residual``, else ``q_t = d_t + vb``; ``q[:m]`` receives ``q_t``. Unless ``curvature``,
+    ``out[:K] += sum_t q_t other[j]`` and the return value is ``sum_t q_t``; with
+    ``curvature``, ``out`` is not touched and the return value is ``sum_t q_t^2``.
+
+    ``other`` is C-contiguous. ``v`` and ``out`` have at least ``padded(K)``
+    (:func:`fastmf.kernels._gram.padded`) entries, all finite: the vectors past ``K`` are
+    read and written whole (``out``'s entries from ``K`` on receive ``+ 0``).
+    """
+    K = other.shape[1]
+    rows = other[idx[lo:lo + m]]
+    d = rows @ v[:K]
+    if residual:
+        qt = ((data[lo:lo + m] - offset) - bias[idx[lo:lo + m]] - d) - vb
+    else:
+        qt = d + vb
+    q[:m] = qt
+    if curvature:
+        return qt @ qt
+    out[:K] += qt @ rows
+    return qt.sum()
+
+
+@intrinsic
+def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, residual,
+               curvature):
+    if not (isinstance(other, types.Array) and other.ndim == 2 and other.layout == "C"
+            and other.dtype in (types.float32, types.float64)
+            and all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype == other.dtype
+                    for a in (data, bias, v, q, out))
+            and isinstance(idx, types.Array) and idx.ndim == 1
+            and isinstance(idx.dtype, types.Integer)
+            and isinstance(lo, types.Integer) and isinstance(m, types.Integer)
+            and isinstance(residual, types.Boolean) and isinstance(curvature, types.Boolean)):
+        return None
+    dt = other.dtype
+    sig = dt(other, idx, lo, m, data, bias, offset, v, q, out, vb, residual, curvature)
+
+    def codegen(context, builder, signature, args):
+        (oth_t, idx_t, lo_t, m_t, data_t, bias_t, off_t, v_t, q_t, out_t, vb_t) = \
+            signature.args[:11]
+        fty = context.get_value_type(dt)
+        size = dt.bitwidth // 8
+        W = VECTOR_BYTES // size
+        vec = ir.VectorType(fty, W)
+        vec4 = ir.VectorType(fty, _GROUP)
+        intp = context.get_value_type(types.intp)
+        i1 = ir.IntType(1)
+        i32 = ir.IntType(32)
+        i8p = ir.IntType(8).as_pointer()
+        opaque = getattr(i8p, "is_opaque", False)  # typed pointers today, opaque later
+        suffix = f"v{W}{'f32' if size == 4 else 'f64'}"
+
+        def const(c):
+            return ir.Constant(intp, c)
+
+        def intrinsic_fn(name, ret, params):
+            return cgutils.get_or_insert_function(builder.module, ir.FunctionType(ret, params),
+                                                  name)
+
+        fma_w = intrinsic_fn(f"llvm.fma.{suffix}", vec, [vec] * 3)
+        fma_4 = intrinsic_fn(f"llvm.fma.v{_GROUP}{suffix[-3:]}", vec4, [vec4] * 3)
+        mask_t = ir.VectorType(i1, W)
+        masked_load = intrinsic_fn(
+            f"llvm.masked.load.{suffix}." + ("p0" if opaque else f"p0{suffix}"),
+            vec, [vec.as_pointer(), i32, mask_t, vec])
+        prefetch_fn = intrinsic_fn("llvm.prefetch.p0" if opaque else "llvm.prefetch.p0i8",
+                                   ir.VoidType(), [i8p, i32, i32, i32])
+
+        def array(aty, val):
+            a = context.make_array(aty)(context, builder, val)
+            return a, builder.bitcast(a.data, fty.as_pointer())
+
+        oa, obase = array(oth_t, args[0])
+        ia = context.make_array(idx_t)(context, builder, args[1])
+        lo_ = context.cast(builder, args[2], lo_t, types.intp)
+        m_ = context.cast(builder, args[3], m_t, types.intp)
+        _, dptr = array(data_t, args[4])
+        _, bptr = array(bias_t, args[5])
+        offset_ = context.cast(builder, args[6], off_t, dt)
+        _, vptr = array(v_t, args[7])
+        _, qptr = array(q_t, args[8])
+        _, optr = array(out_t, args[9])
+        vb_ = context.cast(builder, args[10], vb_t, dt)
+        residual_, curvature_ = args[11], args[12]
+        k_ = cgutils.unpack_tuple(builder, oa.shape, 2)[1]
+        ostride = builder.udiv(cgutils.unpack_tuple(builder, oa.strides, 2)[0], const(size))
+        ilast = builder.sub(cgutils.unpack_tuple(builder, ia.shape, 1)[0], const(1))
+        nv = builder.udiv(builder.add(k_, const(W - 1)), const(W))
+        zero_w = ir.Constant(vec, None)
+        zero_4 = ir.Constant(vec4, None)
+        fzero = ir.Constant(fty, 0.0)
+        lanes = ir.Constant(ir.VectorType(intp, W), list(range(W)))
+
+        def splat(s, ty):
+            s = builder.insert_element(ir.Constant(ty, ir.Undefined), s, i32(0))
+            return builder.shuffle_vector(s, s, ir.Constant(ir.VectorType(i32, ty.count),
+                                                            [0] * ty.count))
+
+        def mask_at(col):
+            """Lanes ``col .. col + W - 1`` that are factors (``< K``)."""
+            return builder.icmp_signed("<", builder.add(splat(col, ir.VectorType(intp, W)),
+                                                        lanes), splat(k_, ir.VectorType(intp, W)))
+
+        def load_vec(ptr, ty, offset):
+            p = builder.gep(ptr, [offset])
+            return builder.load(builder.bitcast(p, ty.as_pointer()), align=size)
+
+        def store_vec(value, ptr, offset):
+            p = builder.gep(ptr, [offset])
+            builder.store(value, builder.bitcast(p, value.type.as_pointer()), align=size)
+
+        def load_row(ptr, col, mask):
+            """``W`` entries of a row of ``other`` from ``col``, zero where ``mask`` is not
+            set (past the row's end: another row, or past the array)."""
+            p = builder.bitcast(builder.gep(ptr, [col]), vec.as_pointer())
+            if mask is None:
+                return builder.load(p, align=size)
+            return builder.call(masked_load, [p, i32(size), mask, zero_w])
+
+        def fold(a, b, lo, hi):
+            """``shuffle(a, b, lo) + shuffle(a, b, hi)``."""
+            sl = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, len(lo)), lo))
+            sh = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, len(hi)), hi))
+            return builder.fadd(sl, sh)
+
+        def reduce4(a):
+            """The horizontal sums of ``a[0..3]`` (W lanes each) as one 4-lane vector, by a
+            fixed tree: pairs of vectors folded half onto half, then quarters, then halves
+            within each group until one lane per input is left."""
+            h = W // 2
+            b01 = fold(a[0], a[1], list(range(h)) + list(range(W, W + h)),
+                       list(range(h, W)) + list(range(W + h, 2 * W)))
+            b23 = fold(a[2], a[3], list(range(h)) + list(range(W, W + h)),
+                       list(range(h, W)) + list(range(W + h, 2 * W)))
+            g = h // 2  # lanes per input after the next fold (W >= 4)
+            c = fold(b01, b23, [o + i for o in (0, h, W, W + h) for i in range(g)],
+                     [o + g + i for o in (0, h, W, W + h) for i in range(g)])
+            while g > 1:
+                g //= 2
+                c = fold(c, c, [2 * g * k + i for k in range(_GROUP) for i in range(g)],
+                         [2 * g * k + g + i for k in range(_GROUP) for i in range(g)])
+            return c
+
+        def hsum(a):
+            """One vector's horizontal sum, by the same kind of fixed tree."""
+            n = W
+            while n > 1:
+                n //= 2
+                a = fold(a, a, list(range(n)), list(range(n, 2 * n)))
+            return builder.extract_element(a, i32(0))
+
+        def index(t):
+            """``idx[lo + t]`` as intp."""
+            j = builder.load(builder.gep(ia.data, [builder.add(lo_, t)]))
+            return context.cast(builder, j, idx_t.dtype, types.intp)
+
+        def row_ptr(j):
+            return builder.gep(obase, [builder.mul(j, ostride)])
+
+        def prefetch(t):
+            at = builder.add(builder.add(lo_, t), const(PREFETCH))
+            at = builder.select(builder.icmp_signed("<", at, ilast), at, ilast)
+            j = context.cast(builder, builder.load(builder.gep(ia.data, [at])), idx_t.dtype,
+                             types.intp)
+            builder.call(prefetch_fn, [builder.bitcast(row_ptr(j), i8p), i32(0), i32(3),
+                                       i32(1)])
+
+        def r_of(t, j):
+            """``(data[lo + t] - offset) - bias[j]``."""
+            d = builder.load(builder.gep(dptr, [builder.add(lo_, t)]))
+            return builder.fsub(builder.fsub(d, offset_), builder.load(builder.gep(bptr, [j])))
+
+        def emit(n_vec, residual, curvature, masked=True):
+            """The pass, for rows of ``n_vec`` vectors with ``v`` and ``out`` in registers
+            (``None``: any width, ``out`` in memory), the last vector of a row masked if
+            ``masked``. Returns the value to return."""
+            last_mask = mask_at(const((n_vec - 1) * W)) if n_vec and masked else None
+            vv = [load_vec(vptr, vec, const(k * W)) for k in range(n_vec or 0)]
+
+            def row_vectors(ptr):
+                return [load_row(ptr, const(k * W), last_mask if k == n_vec - 1 else None)
+                        for k in range(n_vec)]
+
+            def dot(xs, ptr):
+                """The row's ``. v`` as a vector of partial sums (``xs``: its vectors)."""
+                if n_vec is not None:
+                    acc = builder.fmul(xs[0], vv[0])
+                    for k in range(1, n_vec):
+                        acc = builder.call(fma_w, [xs[k], vv[k], acc])
+                    return acc
+                acc_slot = cgutils.alloca_once_value(builder, zero_w)
+                with cgutils.for_range(builder, nv) as loop:
+                    col = builder.mul(loop.index, const(W))
+                    builder.store(builder.call(fma_w, [load_row(ptr, col, mask_at(col)),
+                                                       load_vec(vptr, vec, col),
+                                                       builder.load(acc_slot)]), acc_slot)
+                return builder.load(acc_slot)
+
+            def axpy_memory(ptrs, bqs):
+                """``out += sum_i bq_i row_i`` over the row's vectors, ``out`` in memory."""
+                with cgutils.for_range(builder, nv) as loop:
+                    col = builder.mul(loop.index, const(W))
+                    mask = mask_at(col)
+                    a = builder.call(fma_w, [load_row(ptrs[0], col, mask), bqs[0],
+                                             load_vec(optr, vec, col)])
+                    if len(ptrs) > 1:
+                        b = builder.fmul(load_row(ptrs[2], col, mask), bqs[2])
+                        a = builder.call(fma_w, [load_row(ptrs[1], col, mask), bqs[1], a])
+                        b = builder.call(fma_w, [load_row(ptrs[3], col, mask), bqs[3], b])
+                        a = builder.fadd(a, b)
+                    store_vec(a, optr, col)
+
+            update = not curvature
+            # acc[s][k]: register set s (ratings 0, 1 or 2, 3 of each four), vector k
+            if update and n_vec is not None:
+                acc = [[cgutils.alloca_once_value(builder, zero_w) for _ in range(n_vec)]
+                       for _ in range(2)]
+            total = cgutils.alloca_once_value(builder, zero_4)
+            n_groups = builder.udiv(m_, const(_GROUP))
+            with cgutils.for_range(builder, n_groups) as group:
+                t = builder.mul(group.index, const(_GROUP))
+                ts = [builder.add(t, const(i)) for i in range(_GROUP)]
+                js = [index(ti) for ti in ts]
+                ptrs = [row_ptr(j) for j in js]
+                for ti in ts:
+                    prefetch(ti)
+                xs = [row_vectors(p) if n_vec else None for p in ptrs]
+                d = reduce4([dot(x, p) for x, p in zip(xs, ptrs)])
+                if residual:
+                    r4 = ir.Constant(vec4, ir.Undefined)
+                    for i, (ti, j) in enumerate(zip(ts, js)):
+                        r4 = builder.insert_element(r4, r_of(ti, j), i32(i))
+                    qv = builder.fsub(builder.fsub(r4, d), splat(vb_, vec4))
+                else:
+                    qv = builder.fadd(d, splat(vb_, vec4))
+                builder.store(qv, builder.bitcast(builder.gep(qptr, [t]), vec4.as_pointer()),
+                              align=size)
+                if curvature:
+                    builder.store(builder.call(fma_4, [qv, qv, builder.load(total)]), total)
+                else:
+                    builder.store(builder.fadd(builder.load(total), qv), total)
+                    bqs = [splat(builder.extract_element(qv, i32(i)), vec)
+                           for i in range(_GROUP)]
+                    if n_vec is None:
+                        axpy_memory(ptrs, bqs)
+                    else:
+                        for i in range(_GROUP):
+                            s = acc[i // 2]
+                            for k in range(n_vec):
+                                builder.store(builder.call(
+                                    fma_w, [xs[i][k], bqs[i], builder.load(s[k])]), s[k])
+            # the last m % 4 ratings, one at a time
+            tail = cgutils.alloca_once_value(builder, fzero)
+            with cgutils.for_range(builder, builder.urem(m_, const(_GROUP))) as rest:
+                ti = builder.add(builder.mul(n_groups, const(_GROUP)), rest.index)
+                j = index(ti)
+                ptr = row_ptr(j)
+                x = row_vectors(ptr) if n_vec else None
+                dv = hsum(dot(x, ptr))
+                if residual:
+                    qt = builder.fsub(builder.fsub(r_of(ti, j), dv), vb_)
+                else:
+                    qt = builder.fadd(dv, vb_)
+                builder.store(qt, builder.gep(qptr, [ti]))
+                if curvature:
+                    builder.store(builder.call(
+                        intrinsic_fn(f"llvm.fma.{suffix[-3:]}", fty, [fty] * 3),
+                        [qt, qt, builder.load(tail)]), tail)
+                else:
+                    builder.store(builder.fadd(builder.load(tail), qt), tail)
+                    bq = splat(qt, vec)
+                    if n_vec is None:
+                        axpy_memory([ptr], [bq])
+                    else:
+                        for k in range(n_vec):
+                            builder.store(builder.call(
+                                fma_w, [x[k], bq, builder.load(acc[0][k])]), acc[0][k])
+            if update and n_vec is not None:
+                for k in range(n_vec):
+                    col = const(k * W)
+                    both = builder.fadd(builder.load(acc[0][k]), builder.load(acc[1][k]))
+                    store_vec(builder.fadd(load_vec(optr, vec, col), both), optr, col)
+            t4 = builder.load(total)
+            s = builder.fadd(builder.fadd(builder.extract_element(t4, i32(0)),
+                                          builder.extract_element(t4, i32(1))),
+                             builder.fadd(builder.extract_element(t4, i32(2)),
+                                          builder.extract_element(t4, i32(3))))
+            return builder.fadd(s, builder.load(tail))
+
+        # One loop per mode and register width, chosen once per call.
+        result = cgutils.alloca_once_value(builder, fzero)
+        done = builder.append_basic_block("rows_pass.done")
+        flags = [builder.zext(flag, intp) for flag in (residual_, curvature_)]
+        mode = builder.add(flags[0], builder.mul(flags[1], const(2)))
+        by_mode = builder.switch(mode, done)
+        for res_flag in (False, True):
+            for curv_flag in (False, True):
+                block = builder.append_basic_block()
+                by_mode.add_case(const(res_flag + 2 * curv_flag), block)
+                builder.position_at_end(block)
+                whole = builder.icmp_signed("==", builder.urem(k_, const(W)), const(0))
+                any_width = builder.append_basic_block()
+                by_width = builder.switch(nv, any_width)
+                for n_vec in range(1, _MAX_REGISTER_VECTORS + 1):
+                    case = builder.append_basic_block()
+                    by_width.add_case(const(n_vec), case)
+                    builder.position_at_end(case)
+                    # K a multiple of W (K = 32, 64, ...): plain loads, no mask
+                    plain = builder.append_basic_block()
+                    masked = builder.append_basic_block()
+                    builder.cbranch(whole, plain, masked)
+                    for block, flag in ((plain, False), (masked, True)):
+                        builder.position_at_end(block)
+                        builder.store(emit(n_vec, res_flag, curv_flag, flag), result)
+                        builder.branch(done)
+                builder.position_at_end(any_width)
+                builder.store(emit(None, res_flag, curv_flag), result)
+                builder.branch(done)
+        builder.position_at_end(done)
+        return builder.load(result)
+
+    return sig, codegen
+
+
+@overload(rows_pass, inline="always")
+def _rows_pass_impl(other, idx, lo, m, data, bias, offset, v, q, out, vb, residual,
+                    curvature):
+    def impl(other, idx, lo, m, data, bias, offset, v, q, out, vb, residual, curvature):
+        return _rows_pass(other, idx, lo, m, data, bias, offset, v, q, out, vb, residual,
+                          curvature)
+
+    return impl
