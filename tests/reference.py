@@ -49,6 +49,24 @@ def tutorial_als(users, items, ratings, M, N, K, lam, n_iter, U0, V0):
     return U, V, b, c
 
 
+def rows_pass(other, idx, data, bias, offset, v, vb, residual):
+    """One CG pass by the definition, rating by rating in float64: ``q_t`` and ``sum_t q_t
+    other[j_t]`` with ``q_t = data_t - offset - bias[j_t] - other[j_t] . v - vb`` (residual)
+    or ``other[j_t] . v + vb``."""
+    K = other.shape[1]
+    q = np.zeros(len(idx))
+    out = np.zeros(K)
+    for t, j in enumerate(idx):
+        d = sum(float(other[j, k]) * float(v[k]) for k in range(K))
+        if residual:
+            q[t] = float(data[t]) - float(offset) - float(bias[j]) - d - float(vb)
+        else:
+            q[t] = d + float(vb)
+        for k in range(K):
+            out[k] += q[t] * float(other[j, k])
+    return q, out
+
+
 def gram_lower(X):
     """``X^T X`` by the definition, one entry at a time (lower triangle; the rest zero)."""
     m, K = X.shape

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from fastmf._solver import row_order
 from fastmf.kernels import objective, predict_pairs, solve_rows, solve_rows_cg
 from fastmf.kernels._gram import _ROWS, VECTOR_BYTES, gram_lower, padded
+from fastmf.kernels._pass import rows_pass
 from fastmf.kernels.als import _cholesky_solve, _gram_chunk
 
 RTOL = {np.float32: 2e-3, np.float64: 1e-9}
@@ -255,6 +256,51 @@ def test_gram_lower_matches_the_slow_sum(dtype, K, m):
     for a in range(K):  # right of the vectors its register block needs: untouched
         last = min(K - 1, (a // _ROWS + 1) * _ROWS - 1)
         assert (T[a, (last // lanes + 1) * lanes:] == 7.0).all()
+
+
+@numba.njit
+def _rows_pass_jit(other, idx, lo, m, data, bias, offset, v, q, out, vb, residual, curvature):
+    return rows_pass(other, idx, lo, m, data, bias, offset, v, q, out, vb, residual, curvature)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K", [1, 3, 8, 16, 17, 32, 33, 64, 70])
+@pytest.mark.parametrize("m", [0, 1, 3, 4, 7, 203])
+def test_rows_pass_matches_the_definition(dtype, K, m):
+    """The SIMD CG pass (rows read in place) against the rating-by-rating sum, in all three
+    modes, for widths that fill, straddle and exceed the vectors and the register path, and
+    counts that fill, miss and undershoot its groups of four; the tail of ``q`` and the
+    vectors' entries past K are left as they were."""
+    rng = np.random.default_rng(K * 100 + m)
+    N = 50
+    other = rng.standard_normal((N, K)).astype(dtype)
+    other[-1] = np.nan  # never listed: a masked load must not let it in
+    lo = 5
+    idx = rng.integers(0, N - 1, size=lo + m + 3).astype(np.int32)
+    data = rng.standard_normal(lo + m + 3).astype(dtype)
+    bias = rng.standard_normal(N).astype(dtype)
+    offset, vb = dtype(0.3), dtype(-0.7)
+    width = max(padded(K), K + 1)
+    v = np.zeros(width, dtype)
+    v[:K] = rng.standard_normal(K)
+    tol = RTOL[dtype] / 10
+    for residual, curvature in [(True, False), (False, False), (False, True), (True, True)]:
+        want_q, want_out = ref.rows_pass(other, idx[lo:lo + m], data[lo:lo + m], bias, offset,
+                                         v, vb, residual)
+        q = np.full(m + 2, 9.0, dtype)
+        out = np.zeros(width, dtype)
+        out[:K] = 1.0  # the pass adds to out
+        got = _rows_pass_jit(other, idx, lo, m, data, bias, offset, v, q, out, vb, residual,
+                             curvature)
+        np.testing.assert_allclose(q[:m], want_q, rtol=tol, atol=tol * K)
+        assert (q[m:] == 9.0).all()
+        if curvature:
+            assert got == pytest.approx(want_q @ want_q, rel=tol, abs=tol * K)
+            assert (out[:K] == 1.0).all() and (out[K:] == 0.0).all()
+        else:
+            assert got == pytest.approx(want_q.sum(), rel=tol, abs=tol * K * max(m, 1))
+            np.testing.assert_allclose(out[:K], 1.0 + want_out, rtol=tol, atol=tol * K * m)
+            assert (out[K:] == 0.0).all()
 
 
 @numba.njit(fastmath={"contract"})
