@@ -278,8 +278,9 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
                 ts = [builder.add(t, const(i)) for i in range(_GROUP)]
                 js = [index(ti) for ti in ts]
                 ptrs = [row_ptr(j) for j in js]
-                for ti in ts:
-                    prefetch(ti)
+                if PREFETCH:
+                    for ti in ts:
+                        prefetch(ti)
                 xs = [row_vectors(p) if n_vec else None for p in ptrs]
                 d = reduce4([dot(x, p) for x, p in zip(xs, ptrs)])
                 if residual:
