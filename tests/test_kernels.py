@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from fastmf._solver import row_order
 from fastmf.kernels import objective, predict_pairs, solve_rows, solve_rows_cg
 from fastmf.kernels._gram import _ROWS, VECTOR_BYTES, gram_lower, padded
-from fastmf.kernels._pass import rows_pass
+from fastmf.kernels._pass import gather_stats, rows_pass
 from fastmf.kernels.als import _cholesky_solve, _gram_chunk
 
 RTOL = {np.float32: 2e-3, np.float64: 1e-9}
@@ -301,6 +301,48 @@ def test_rows_pass_matches_the_definition(dtype, K, m):
             assert got == pytest.approx(want_q.sum(), rel=tol, abs=tol * K * max(m, 1))
             np.testing.assert_allclose(out[:K], 1.0 + want_out, rtol=tol, atol=tol * K * m)
             assert (out[K:] == 0.0).all()
+
+
+@numba.njit
+def _gather_stats_jit(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr):
+    return gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K", [1, 3, 16, 17, 32, 33, 64, 70])
+@pytest.mark.parametrize("m", [0, 1, 5, 203])
+def test_gather_stats_matches_the_definition(dtype, K, m):
+    """The SIMD gather of the Cholesky half-step: the block (padding zero), the residuals and
+    the first moments, against a float64 sum; the sums continue the ones passed in."""
+    rng = np.random.default_rng(K * 100 + m + 1)
+    N = 40
+    other = rng.standard_normal((N, K)).astype(dtype)
+    other[-1] = np.nan  # never listed: a masked load must not let it in
+    lo = 3
+    idx = rng.integers(0, N - 1, size=lo + m + 2).astype(np.int64)
+    data = rng.standard_normal(lo + m + 2).astype(dtype)
+    bias = rng.standard_normal(N).astype(dtype)
+    Kp = padded(K)
+    X = np.full((m + 1, Kp), 5.0, dtype)
+    X[:, K:] = 0.0  # as _gram_scratch leaves it
+    T = np.full((K + 2, Kp), 7.0, dtype)
+    T[K:, K:] = 0.0
+    r = np.full(m + 1, 9.0, dtype)
+    sr, srr = _gather_stats_jit(other, idx, lo, m, data, bias, dtype(0.25), X, T, r,
+                                dtype(1.5), dtype(2.0))
+    j = idx[lo:lo + m]
+    rows = other[j].astype(np.float64)
+    want_r = data[lo:lo + m].astype(np.float64) - 0.25 - bias[j]
+    tol = RTOL[dtype] / 10
+    np.testing.assert_array_equal(X[:m, :K], other[j])
+    assert (X[:m, K:] == 0).all() and (X[m:, :K] == 5.0).all()
+    np.testing.assert_allclose(r[:m], want_r, rtol=tol, atol=tol)
+    assert (r[m:] == 9.0).all()
+    np.testing.assert_allclose(T[K, :K], rows.sum(axis=0), rtol=tol, atol=tol * max(m, 1))
+    np.testing.assert_allclose(T[K + 1, :K], want_r @ rows, rtol=tol, atol=tol * max(m, 1))
+    assert (T[K:, K:] == 0).all() and (T[:K] == 7.0).all()
+    assert sr == pytest.approx(1.5 + want_r.sum(), rel=tol, abs=tol * max(m, 1))
+    assert srr == pytest.approx(2.0 + want_r @ want_r, rel=tol, abs=tol * max(m, 1))
 
 
 @numba.njit(fastmath={"contract"})

@@ -28,10 +28,17 @@ vectors, as :mod:`fastmf.kernels._gram` writes the Gram product:
   of each four), added at the end, so consecutive fused multiply-adds do not wait for each
   other.
 
+The Cholesky half-step gathers the same rows into a block for its Gram product
+(:func:`fastmf.kernels._gram.gram_lower`), summing the bias and rating columns on the way.
+:func:`gather_stats` is that loop with the same vectors: each row is two loads and two stores
+at K = 32 (AVX-512), the sums stay in registers, and every sum runs over the ratings in the
+order the scalar loop used, so the statistics are the same bit for bit. The gather and Gram
+of a half-step (ML-1M shape, K = 32, one thread, Zen 4) went from 23.0 to 18.7 ms, of which
+the Gram product is 13.4 ms.
+
 The order of every sum is fixed when the kernel is compiled and each row is computed by one
-thread, so results do not depend on the thread count. Under ``NUMBA_DISABLE_JIT=1``
-:func:`rows_pass` is the numpy code below, which computes the same quantities (not the same
-bits).
+thread, so results do not depend on the thread count. Under ``NUMBA_DISABLE_JIT=1`` both
+functions are the numpy code below, which computes the same quantities (not the same bits).
 """
 
 from llvmlite import ir
@@ -40,13 +47,94 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from fastmf.kernels._gram import VECTOR_BYTES
+from fastmf.kernels._prefetch import DISTANCE
 
-#: Ratings ahead of the one being read whose row is hinted into the cache.
-PREFETCH = 16
+# Ratings ahead of the one being read whose row is hinted into the cache.
+PREFETCH = DISTANCE
 # Widest row (in vectors) whose v and out stay in registers; wider ones keep out in memory.
 _MAX_REGISTER_VECTORS = 4
 # Ratings per group: their dot products are reduced together.
 _GROUP = 4
+
+
+class _IR:
+    """LLVM IR helpers for a kernel body over one float dtype: the vector type of the width the
+    kernels are written for (:data:`fastmf.kernels._gram.VECTOR_BYTES`), loads and stores of
+    vectors at element offsets, masked loads, fused multiply-adds and prefetch hints."""
+
+    def __init__(self, context, builder, dt):
+        self.context, self.builder = context, builder
+        self.fty = context.get_value_type(dt)
+        self.size = dt.bitwidth // 8
+        self.W = VECTOR_BYTES // self.size
+        self.vec = ir.VectorType(self.fty, self.W)
+        self.intp = context.get_value_type(types.intp)
+        self.i32 = ir.IntType(32)
+        self.i8p = ir.IntType(8).as_pointer()
+        self.opaque = getattr(self.i8p, "is_opaque", False)  # typed pointers today
+        self.lanes = ir.Constant(ir.VectorType(self.intp, self.W), list(range(self.W)))
+
+    def const(self, c):
+        return ir.Constant(self.intp, c)
+
+    def function(self, name, ret, params):
+        return cgutils.get_or_insert_function(self.builder.module,
+                                              ir.FunctionType(ret, params), name)
+
+    def _suffix(self, ty):
+        base = "f32" if self.size == 4 else "f64"
+        return f"v{ty.count}{base}" if isinstance(ty, ir.VectorType) else base
+
+    def fma(self, a, b, c):
+        """``a * b + c``, one rounding (scalars or vectors)."""
+        fn = self.function(f"llvm.fma.{self._suffix(a.type)}", a.type, [a.type] * 3)
+        return self.builder.call(fn, [a, b, c])
+
+    def array(self, aty, val):
+        """``(array struct, pointer to its first element)``."""
+        a = self.context.make_array(aty)(self.context, self.builder, val)
+        return a, self.builder.bitcast(a.data, self.fty.as_pointer())
+
+    def splat(self, s, ty):
+        b = self.builder
+        s = b.insert_element(ir.Constant(ty, ir.Undefined), s, self.i32(0))
+        return b.shuffle_vector(s, s, ir.Constant(ir.VectorType(self.i32, ty.count),
+                                                  [0] * ty.count))
+
+    def load_vec(self, ptr, ty, offset):
+        p = self.builder.gep(ptr, [offset])
+        return self.builder.load(self.builder.bitcast(p, ty.as_pointer()), align=self.size)
+
+    def store_vec(self, value, ptr, offset):
+        p = self.builder.gep(ptr, [offset])
+        self.builder.store(value, self.builder.bitcast(p, value.type.as_pointer()),
+                           align=self.size)
+
+    def mask_below(self, col, k):
+        """Lanes ``col .. col + W - 1`` that are below ``k`` (the row's factors)."""
+        vty = ir.VectorType(self.intp, self.W)
+        return self.builder.icmp_signed("<", self.builder.add(self.splat(col, vty), self.lanes),
+                                        self.splat(k, vty))
+
+    def load_row(self, ptr, col, mask):
+        """``W`` entries from ``ptr + col``, zero where ``mask`` is not set (past the row's
+        end: another row, or past the array); ``mask`` None: a plain load."""
+        b = self.builder
+        p = b.bitcast(b.gep(ptr, [col]), self.vec.as_pointer())
+        if mask is None:
+            return b.load(p, align=self.size)
+        sfx = self._suffix(self.vec)
+        fn = self.function(f"llvm.masked.load.{sfx}." + ("p0" if self.opaque else f"p0{sfx}"),
+                           self.vec, [self.vec.as_pointer(), self.i32,
+                                      ir.VectorType(ir.IntType(1), self.W), self.vec])
+        return b.call(fn, [p, self.i32(self.size), mask, ir.Constant(self.vec, None)])
+
+    def prefetch(self, ptr):
+        """Hint: ``ptr``'s line will be read soon (read, high locality, data)."""
+        fn = self.function("llvm.prefetch.p0" if self.opaque else "llvm.prefetch.p0i8",
+                           ir.VoidType(), [self.i8p, self.i32, self.i32, self.i32])
+        i32 = self.i32
+        self.builder.call(fn, [self.builder.bitcast(ptr, self.i8p), i32(0), i32(3), i32(1)])
 
 
 def rows_pass(other, idx, lo, m, data, bias, offset, v, q, out, vb, residual, curvature):
@@ -94,37 +182,11 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
     def codegen(context, builder, signature, args):
         (oth_t, idx_t, lo_t, m_t, data_t, bias_t, off_t, v_t, q_t, out_t, vb_t) = \
             signature.args[:11]
-        fty = context.get_value_type(dt)
-        size = dt.bitwidth // 8
-        W = VECTOR_BYTES // size
-        vec = ir.VectorType(fty, W)
+        tk = _IR(context, builder, dt)
+        fty, size, W, vec, intp, i32 = tk.fty, tk.size, tk.W, tk.vec, tk.intp, tk.i32
         vec4 = ir.VectorType(fty, _GROUP)
-        intp = context.get_value_type(types.intp)
-        i1 = ir.IntType(1)
-        i32 = ir.IntType(32)
-        i8p = ir.IntType(8).as_pointer()
-        opaque = getattr(i8p, "is_opaque", False)  # typed pointers today, opaque later
-        suffix = f"v{W}{'f32' if size == 4 else 'f64'}"
-
-        def const(c):
-            return ir.Constant(intp, c)
-
-        def intrinsic_fn(name, ret, params):
-            return cgutils.get_or_insert_function(builder.module, ir.FunctionType(ret, params),
-                                                  name)
-
-        fma_w = intrinsic_fn(f"llvm.fma.{suffix}", vec, [vec] * 3)
-        fma_4 = intrinsic_fn(f"llvm.fma.v{_GROUP}{suffix[-3:]}", vec4, [vec4] * 3)
-        mask_t = ir.VectorType(i1, W)
-        masked_load = intrinsic_fn(
-            f"llvm.masked.load.{suffix}." + ("p0" if opaque else f"p0{suffix}"),
-            vec, [vec.as_pointer(), i32, mask_t, vec])
-        prefetch_fn = intrinsic_fn("llvm.prefetch.p0" if opaque else "llvm.prefetch.p0i8",
-                                   ir.VoidType(), [i8p, i32, i32, i32])
-
-        def array(aty, val):
-            a = context.make_array(aty)(context, builder, val)
-            return a, builder.bitcast(a.data, fty.as_pointer())
+        const, splat, load_vec, store_vec = tk.const, tk.splat, tk.load_vec, tk.store_vec
+        array = tk.array
 
         oa, obase = array(oth_t, args[0])
         ia = context.make_array(idx_t)(context, builder, args[1])
@@ -145,33 +207,11 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
         zero_w = ir.Constant(vec, None)
         zero_4 = ir.Constant(vec4, None)
         fzero = ir.Constant(fty, 0.0)
-        lanes = ir.Constant(ir.VectorType(intp, W), list(range(W)))
-
-        def splat(s, ty):
-            s = builder.insert_element(ir.Constant(ty, ir.Undefined), s, i32(0))
-            return builder.shuffle_vector(s, s, ir.Constant(ir.VectorType(i32, ty.count),
-                                                            [0] * ty.count))
 
         def mask_at(col):
-            """Lanes ``col .. col + W - 1`` that are factors (``< K``)."""
-            return builder.icmp_signed("<", builder.add(splat(col, ir.VectorType(intp, W)),
-                                                        lanes), splat(k_, ir.VectorType(intp, W)))
+            return tk.mask_below(col, k_)
 
-        def load_vec(ptr, ty, offset):
-            p = builder.gep(ptr, [offset])
-            return builder.load(builder.bitcast(p, ty.as_pointer()), align=size)
-
-        def store_vec(value, ptr, offset):
-            p = builder.gep(ptr, [offset])
-            builder.store(value, builder.bitcast(p, value.type.as_pointer()), align=size)
-
-        def load_row(ptr, col, mask):
-            """``W`` entries of a row of ``other`` from ``col``, zero where ``mask`` is not
-            set (past the row's end: another row, or past the array)."""
-            p = builder.bitcast(builder.gep(ptr, [col]), vec.as_pointer())
-            if mask is None:
-                return builder.load(p, align=size)
-            return builder.call(masked_load, [p, i32(size), mask, zero_w])
+        load_row = tk.load_row
 
         def fold(a, b, lo, hi):
             """``shuffle(a, b, lo) + shuffle(a, b, hi)``."""
@@ -218,8 +258,7 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
             at = builder.select(builder.icmp_signed("<", at, ilast), at, ilast)
             j = context.cast(builder, builder.load(builder.gep(ia.data, [at])), idx_t.dtype,
                              types.intp)
-            builder.call(prefetch_fn, [builder.bitcast(row_ptr(j), i8p), i32(0), i32(3),
-                                       i32(1)])
+            tk.prefetch(row_ptr(j))
 
         def r_of(t, j):
             """``(data[lo + t] - offset) - bias[j]``."""
@@ -242,14 +281,14 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
                 if n_vec is not None:
                     acc = builder.fmul(xs[0], vv[0])
                     for k in range(1, n_vec):
-                        acc = builder.call(fma_w, [xs[k], vv[k], acc])
+                        acc = tk.fma(xs[k], vv[k], acc)
                     return acc
                 acc_slot = cgutils.alloca_once_value(builder, zero_w)
                 with cgutils.for_range(builder, nv) as loop:
                     col = builder.mul(loop.index, const(W))
-                    builder.store(builder.call(fma_w, [load_row(ptr, col, mask_at(col)),
-                                                       load_vec(vptr, vec, col),
-                                                       builder.load(acc_slot)]), acc_slot)
+                    builder.store(tk.fma(load_row(ptr, col, mask_at(col)),
+                                         load_vec(vptr, vec, col), builder.load(acc_slot)),
+                                  acc_slot)
                 return builder.load(acc_slot)
 
             def axpy_memory(ptrs, bqs):
@@ -257,12 +296,11 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
                 with cgutils.for_range(builder, nv) as loop:
                     col = builder.mul(loop.index, const(W))
                     mask = mask_at(col)
-                    a = builder.call(fma_w, [load_row(ptrs[0], col, mask), bqs[0],
-                                             load_vec(optr, vec, col)])
+                    a = tk.fma(load_row(ptrs[0], col, mask), bqs[0], load_vec(optr, vec, col))
                     if len(ptrs) > 1:
                         b = builder.fmul(load_row(ptrs[2], col, mask), bqs[2])
-                        a = builder.call(fma_w, [load_row(ptrs[1], col, mask), bqs[1], a])
-                        b = builder.call(fma_w, [load_row(ptrs[3], col, mask), bqs[3], b])
+                        a = tk.fma(load_row(ptrs[1], col, mask), bqs[1], a)
+                        b = tk.fma(load_row(ptrs[3], col, mask), bqs[3], b)
                         a = builder.fadd(a, b)
                     store_vec(a, optr, col)
 
@@ -278,9 +316,8 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
                 ts = [builder.add(t, const(i)) for i in range(_GROUP)]
                 js = [index(ti) for ti in ts]
                 ptrs = [row_ptr(j) for j in js]
-                if PREFETCH:
-                    for ti in ts:
-                        prefetch(ti)
+                for ti in ts:
+                    prefetch(ti)
                 xs = [row_vectors(p) if n_vec else None for p in ptrs]
                 d = reduce4([dot(x, p) for x, p in zip(xs, ptrs)])
                 if residual:
@@ -293,7 +330,7 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
                 builder.store(qv, builder.bitcast(builder.gep(qptr, [t]), vec4.as_pointer()),
                               align=size)
                 if curvature:
-                    builder.store(builder.call(fma_4, [qv, qv, builder.load(total)]), total)
+                    builder.store(tk.fma(qv, qv, builder.load(total)), total)
                 else:
                     builder.store(builder.fadd(builder.load(total), qv), total)
                     bqs = [splat(builder.extract_element(qv, i32(i)), vec)
@@ -304,8 +341,8 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
                         for i in range(_GROUP):
                             s = acc[i // 2]
                             for k in range(n_vec):
-                                builder.store(builder.call(
-                                    fma_w, [xs[i][k], bqs[i], builder.load(s[k])]), s[k])
+                                builder.store(tk.fma(xs[i][k], bqs[i], builder.load(s[k])),
+                                              s[k])
             # the last m % 4 ratings, one at a time
             tail = cgutils.alloca_once_value(builder, fzero)
             with cgutils.for_range(builder, builder.urem(m_, const(_GROUP))) as rest:
@@ -320,9 +357,7 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
                     qt = builder.fadd(dv, vb_)
                 builder.store(qt, builder.gep(qptr, [ti]))
                 if curvature:
-                    builder.store(builder.call(
-                        intrinsic_fn(f"llvm.fma.{suffix[-3:]}", fty, [fty] * 3),
-                        [qt, qt, builder.load(tail)]), tail)
+                    builder.store(tk.fma(qt, qt, builder.load(tail)), tail)
                 else:
                     builder.store(builder.fadd(builder.load(tail), qt), tail)
                     bq = splat(qt, vec)
@@ -330,8 +365,8 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
                         axpy_memory([ptr], [bq])
                     else:
                         for k in range(n_vec):
-                            builder.store(builder.call(
-                                fma_w, [x[k], bq, builder.load(acc[0][k])]), acc[0][k])
+                            builder.store(tk.fma(x[k], bq, builder.load(acc[0][k])),
+                                          acc[0][k])
             if update and n_vec is not None:
                 for k in range(n_vec):
                     col = const(k * W)
@@ -385,5 +420,156 @@ def _rows_pass_impl(other, idx, lo, m, data, bias, offset, v, q, out, vb, residu
     def impl(other, idx, lo, m, data, bias, offset, v, q, out, vb, residual, curvature):
         return _rows_pass(other, idx, lo, m, data, bias, offset, v, q, out, vb, residual,
                           curvature)
+
+    return impl
+
+
+def gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr):
+    """Gather ratings ``lo .. lo + m - 1`` for a Gram product, with their first moments.
+
+    For each rating ``t`` with ``j = idx[lo + t]``: ``X[t, :K] = other[j]`` (``X[t, K:]`` zero),
+    ``r[t] = r_t = (data[lo + t] - offset) - bias[j]``. Then ``T[K, :K] = sum_t X[t]``,
+    ``T[K + 1, :K] = sum_t r_t X[t]`` (``T[K:K+2, K:]`` zero), and the return value is
+    ``(sr + sum_t r_t, srr + sum_t r_t^2)``. Every sum runs over ``t`` in order, one fused
+    multiply-add or add per rating, as the scalar loop it replaces did.
+
+    ``X`` and ``T`` are C-contiguous with ``padded(K)`` columns.
+    """
+    K = other.shape[1]
+    j = idx[lo:lo + m]
+    rows = other[j]
+    X[:m, :K] = rows
+    X[:m, K:] = 0
+    rt = (data[lo:lo + m] - offset) - bias[j]
+    r[:m] = rt
+    T[K:K + 2] = 0
+    T[K, :K] = rows.sum(axis=0)
+    T[K + 1, :K] = rt @ rows
+    return sr + rt.sum(), srr + rt @ rt
+
+
+@intrinsic
+def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr, srr):
+    if not (isinstance(other, types.Array) and other.ndim == 2 and other.layout == "C"
+            and other.dtype in (types.float32, types.float64)
+            and all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype == other.dtype
+                    for a in (data, bias, r))
+            and all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C"
+                    and a.dtype == other.dtype for a in (X, T))
+            and isinstance(idx, types.Array) and idx.ndim == 1
+            and isinstance(idx.dtype, types.Integer)
+            and isinstance(lo, types.Integer) and isinstance(m, types.Integer)):
+        return None
+    dt = other.dtype
+    sig = types.UniTuple(dt, 2)(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr)
+
+    def codegen(context, builder, signature, args):
+        oth_t, idx_t, lo_t, m_t, data_t, bias_t, off_t, x_t, t_t, r_t, sr_t, srr_t = \
+            signature.args
+        tk = _IR(context, builder, dt)
+        const, W, size = tk.const, tk.W, tk.size
+        oa, obase = tk.array(oth_t, args[0])
+        ia = context.make_array(idx_t)(context, builder, args[1])
+        lo_ = context.cast(builder, args[2], lo_t, types.intp)
+        m_ = context.cast(builder, args[3], m_t, types.intp)
+        _, dptr = tk.array(data_t, args[4])
+        _, bptr = tk.array(bias_t, args[5])
+        offset_ = context.cast(builder, args[6], off_t, dt)
+        xa, xptr = tk.array(x_t, args[7])
+        ta, tptr = tk.array(t_t, args[8])
+        _, rptr = tk.array(r_t, args[9])
+        k_ = cgutils.unpack_tuple(builder, oa.shape, 2)[1]
+        ostride = builder.udiv(cgutils.unpack_tuple(builder, oa.strides, 2)[0], const(size))
+        xstride = builder.udiv(cgutils.unpack_tuple(builder, xa.strides, 2)[0], const(size))
+        tstride = builder.udiv(cgutils.unpack_tuple(builder, ta.strides, 2)[0], const(size))
+        ilast = builder.sub(cgutils.unpack_tuple(builder, ia.shape, 1)[0], const(1))
+        nv = builder.udiv(builder.add(k_, const(W - 1)), const(W))
+        zero_w = ir.Constant(tk.vec, None)
+        t_sum = builder.gep(tptr, [builder.mul(k_, tstride)])  # T[K]
+        t_rsum = builder.gep(t_sum, [tstride])  # T[K + 1]
+        sr_slot = cgutils.alloca_once_value(builder, context.cast(builder, args[10], sr_t, dt))
+        srr_slot = cgutils.alloca_once_value(builder, context.cast(builder, args[11], srr_t, dt))
+
+        def index(at):
+            j = builder.load(builder.gep(ia.data, [at]))
+            return context.cast(builder, j, idx_t.dtype, types.intp)
+
+        def emit(n_vec, masked):
+            """The loop with the sums of ``n_vec`` vectors in registers (``None``: any
+            width, sums in T)."""
+            if n_vec is not None:
+                acc = [[cgutils.alloca_once_value(builder, zero_w) for _ in range(n_vec)]
+                       for _ in range(2)]
+                last = tk.mask_below(const((n_vec - 1) * W), k_) if masked else None
+            else:
+                with cgutils.for_range(builder, nv) as loop:
+                    col = builder.mul(loop.index, const(W))
+                    tk.store_vec(zero_w, t_sum, col)
+                    tk.store_vec(zero_w, t_rsum, col)
+            with cgutils.for_range(builder, m_) as loop:
+                t = loop.index
+                at = builder.add(lo_, t)
+                ahead = builder.add(at, const(PREFETCH))
+                ahead = builder.select(builder.icmp_signed("<", ahead, ilast), ahead, ilast)
+                tk.prefetch(builder.gep(obase, [builder.mul(index(ahead), ostride)]))
+                j = index(at)
+                src = builder.gep(obase, [builder.mul(j, ostride)])
+                dst = builder.gep(xptr, [builder.mul(t, xstride)])
+                rt = builder.fsub(builder.fsub(builder.load(builder.gep(dptr, [at])), offset_),
+                                  builder.load(builder.gep(bptr, [j])))
+                builder.store(rt, builder.gep(rptr, [t]))
+                builder.store(builder.fadd(builder.load(sr_slot), rt), sr_slot)
+                builder.store(tk.fma(rt, rt, builder.load(srr_slot)), srr_slot)
+                brt = tk.splat(rt, tk.vec)
+                if n_vec is not None:
+                    for k in range(n_vec):
+                        col = const(k * W)
+                        xv = tk.load_row(src, col, last if k == n_vec - 1 else None)
+                        tk.store_vec(xv, dst, col)
+                        builder.store(builder.fadd(builder.load(acc[0][k]), xv), acc[0][k])
+                        builder.store(tk.fma(brt, xv, builder.load(acc[1][k])), acc[1][k])
+                else:
+                    with cgutils.for_range(builder, nv) as vloop:
+                        col = builder.mul(vloop.index, const(W))
+                        xv = tk.load_row(src, col, tk.mask_below(col, k_))
+                        tk.store_vec(xv, dst, col)
+                        tk.store_vec(builder.fadd(tk.load_vec(t_sum, tk.vec, col), xv),
+                                     t_sum, col)
+                        tk.store_vec(tk.fma(brt, xv, tk.load_vec(t_rsum, tk.vec, col)),
+                                     t_rsum, col)
+            if n_vec is not None:
+                for k in range(n_vec):
+                    tk.store_vec(builder.load(acc[0][k]), t_sum, const(k * W))
+                    tk.store_vec(builder.load(acc[1][k]), t_rsum, const(k * W))
+
+        done = builder.append_basic_block("gather_stats.done")
+        whole = builder.icmp_signed("==", builder.urem(k_, const(W)), const(0))
+        any_width = builder.append_basic_block()
+        by_width = builder.switch(nv, any_width)
+        for n_vec in range(1, _MAX_REGISTER_VECTORS + 1):
+            case = builder.append_basic_block()
+            by_width.add_case(const(n_vec), case)
+            builder.position_at_end(case)
+            plain = builder.append_basic_block()
+            masked = builder.append_basic_block()
+            builder.cbranch(whole, plain, masked)
+            for block, flag in ((plain, False), (masked, True)):
+                builder.position_at_end(block)
+                emit(n_vec, flag)
+                builder.branch(done)
+        builder.position_at_end(any_width)
+        emit(None, True)
+        builder.branch(done)
+        builder.position_at_end(done)
+        return context.make_tuple(builder, signature.return_type,
+                                  [builder.load(sr_slot), builder.load(srr_slot)])
+
+    return sig, codegen
+
+
+@overload(gather_stats, inline="always")
+def _gather_stats_impl(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr):
+    def impl(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr):
+        return _gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr)
 
     return impl

@@ -18,8 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastmf.kernels._gram import gram_lower, padded
-from fastmf.kernels._pass import rows_pass
-from fastmf.kernels._prefetch import DISTANCE, prefetch_row
+from fastmf.kernels._pass import gather_stats, rows_pass
 from fastmf.kernels.objective import _row_sse
 
 # Fused multiply-add only. Reassociation is left off on purpose: it would let results depend
@@ -186,22 +185,8 @@ def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T,
     srr = zero
     for lo in range(start, start + n, CH):
         m = min(CH, start + n - lo)
-        for k in range(K):
-            T[K, k] = zero
-            T[K + 1, k] = zero
-        for t in range(m):
-            if lo + t + DISTANCE < indices.shape[0]:
-                prefetch_row(other, indices[lo + t + DISTANCE])
-            j = indices[lo + t]
-            rt = data[lo + t] - offset - other_bias[j]
-            r[t] = rt
-            for k in range(K):
-                v = other[j, k]
-                X[t, k] = v
-                T[K, k] += v
-                T[K + 1, k] += rt * v
-            sr += rt
-            srr += rt * rt
+        sr, srr = gather_stats(other, indices, lo, m, data, other_bias, offset, X, T, r, sr,
+                               srr)
         gram_lower(X, m, K, T)
         first = lo == start  # rows longer than the scratch: accumulate chunk by chunk
         for a in range(K):
