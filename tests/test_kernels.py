@@ -265,7 +265,7 @@ def _rows_pass_jit(other, idx, lo, m, data, bias, offset, v, q, out, vb, residua
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("K", [1, 3, 8, 16, 17, 32, 33, 64, 70])
-@pytest.mark.parametrize("m", [0, 1, 3, 4, 7, 203])
+@pytest.mark.parametrize("m", [0, 1, 3, 4, 7, 8, 203])
 def test_rows_pass_matches_the_definition(dtype, K, m):
     """The SIMD CG pass (rows read in place) against the rating-by-rating sum, in all three
     modes, for widths that fill, straddle and exceed the vectors and the register path, and
