@@ -16,6 +16,7 @@ from fastmf.base import (
     FactorModel,
     doc_params,
     init_rngs,
+    initial_factors,
     keeps_previous_state_on_error,
     predict_at,
 )
@@ -273,10 +274,8 @@ class _GibbsTrainer(Trainer):
         self.mu = mu / s  # the chain's offset, in scaled units
         rng_u, rng_v = init_rngs(cfg["random_state"])
         self.rng = rng_u  # the chain's own draws follow the start's on the user stream
-        self.U = (rng_u.standard_normal((M, K)) / K).astype(dt)
-        self.V = (rng_v.standard_normal((N, K)) / K).astype(dt)
-        self.U[user_counts == 0] = 0
-        self.V[item_counts == 0] = 0
+        self.U = initial_factors(None, M, K, dt, user_counts, "", rng_u)
+        self.V = initial_factors(None, N, K, dt, item_counts, "", rng_v)
         self.b = np.zeros(M, dtype=dt)
         self.c = np.zeros(N, dtype=dt)
         # Start alpha at its conditional mean given the global-mean-only start (residuals =

@@ -11,7 +11,13 @@ import numpy as np
 from fastmf._driver import Trainer, train
 from fastmf._params import COMMON, Param
 from fastmf._registry import register
-from fastmf.base import FactorModel, doc_params, init_rngs, keeps_previous_state_on_error
+from fastmf.base import (
+    FactorModel,
+    aligned_empty,
+    doc_params,
+    init_rngs,
+    keeps_previous_state_on_error,
+)
 from fastmf.kernels import objective, sgd_epoch
 from fastmf.ratings import as_ratings
 
@@ -177,8 +183,10 @@ class BiasedSGD(FactorModel):
         item_counts = np.bincount(ratings.item_index, minlength=N).astype(np.int64)
         mu = float(np.mean(ratings.values))
         rng_u, rng_v = init_rngs(p["random_state"])
-        U = (rng_u.standard_normal((M, K)) * 0.1).astype(dt)
-        V = (rng_v.standard_normal((N, K)) * 0.1).astype(dt)
+        U = aligned_empty((M, K), dt)
+        U[...] = rng_u.standard_normal((M, K)) * 0.1
+        V = aligned_empty((N, K), dt)
+        V[...] = rng_v.standard_normal((N, K)) * 0.1
         seed = int(rng_u.integers(2**31 - 1))
         self._set_fitted(
             user_ids=ratings.user_ids, item_ids=ratings.item_ids, user_factors=U,

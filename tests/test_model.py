@@ -204,3 +204,37 @@ def test_verbose_fit_shows_a_progress_bar(small, capsys):
     BiasedALS(n_factors=2, n_iter=3, random_state=0, verbose=True).fit(small)
     err = capsys.readouterr().err
     assert "BiasedALS" in err and "3/3" in err and "loss=" in err
+
+
+@pytest.mark.parametrize("make", [
+    lambda: fastmf.BiasedALS(5, n_iter=1, solver="cg"),
+    lambda: fastmf.BiasedALS(5, n_iter=1, dtype="float32"),
+    lambda: fastmf.ImplicitALS(5, n_iter=1),
+    lambda: fastmf.BiasedSGD(5, n_epochs=1),
+])
+def test_fitted_factors_start_on_a_cache_line(small, make):
+    """The kernels read factor rows with 64-byte vector loads; numpy's own arrays start 16 to
+    48 bytes into a line, which split every load (issue 17). The fits allocate the factor
+    matrices they write on a 64-byte boundary, given initial factors included. (BayesianALS's
+    chain state is allocated the same way; what it publishes are the samples' means.)"""
+    m = make().fit(small)
+    for F in (m.user_factors_, m.item_factors_):
+        assert F.ctypes.data % 64 == 0 and F.flags.c_contiguous and F.flags.writeable
+    if isinstance(m, fastmf.BiasedALS):
+        given = np.asarray(m.user_factors_, dtype=np.float64)[:, ::-1]  # not contiguous
+        before = given.copy()
+        again = type(m)(**m.get_params()).fit(small, init_user_factors=given)
+        assert again.user_factors_.ctypes.data % 64 == 0
+        np.testing.assert_array_equal(given, before)  # the caller's array is not written
+
+
+def test_aligned_empty_is_an_ordinary_array():
+    from fastmf.base import aligned_empty
+
+    for shape, dtype in [((0, 3), np.float32), ((7, 5), np.float64), ((3,), np.int64)]:
+        a = aligned_empty(shape, dtype)
+        assert a.shape == shape and a.dtype == dtype
+        assert a.size == 0 or a.ctypes.data % 64 == 0
+        assert a.flags.c_contiguous and a.flags.writeable
+        a[...] = 1
+        assert np.array_equal(a, np.ones(shape, dtype))
