@@ -137,6 +137,50 @@ class _IR:
                                       ir.VectorType(ir.IntType(1), self.W), self.vec])
         return b.call(fn, [p, self.i32(self.size), mask, ir.Constant(self.vec, None)])
 
+    def fold(self, a, b, lo, hi):
+        """``shuffle(a, b, lo) + shuffle(a, b, hi)``."""
+        b_ = self.builder
+        i32 = self.i32
+        sl = b_.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, len(lo)), lo))
+        sh = b_.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, len(hi)), hi))
+        return b_.fadd(sl, sh)
+
+    def reduce_group(self, vs):
+        """The horizontal sums of the vectors ``vs`` (W lanes each, a power of two of them)
+        as one vector, a lane per input, by a fixed tree: pairs of vectors folded half onto
+        half (each then holds twice the inputs, in half the lanes each) until one vector is
+        left, then halves within each input's lanes until one lane each."""
+        W, fold = self.W, self.fold
+        vs, per, w = list(vs), 1, W  # each vector: `per` inputs of `w` lanes
+        while len(vs) > 1 and w > 1:
+            h = w // 2
+            lo = [i * w + k for i in range(per) for k in range(h)]
+            hi = [i * w + h + k for i in range(per) for k in range(h)]
+            vs = [fold(vs[i], vs[i + 1], lo + [W + c for c in lo], hi + [W + c for c in hi])
+                  for i in range(0, len(vs), 2)]
+            per, w = 2 * per, h
+        while len(vs) > 1:  # one lane per input already (fewer lanes than inputs)
+            n = per * w
+            vs = [self.builder.shuffle_vector(vs[i], vs[i + 1], ir.Constant(
+                ir.VectorType(self.i32, 2 * n), list(range(2 * n))))
+                  for i in range(0, len(vs), 2)]
+            per *= 2
+        c = vs[0]
+        while w > 1:
+            h = w // 2
+            c = fold(c, c, [i * w + k for i in range(per) for k in range(h)],
+                     [i * w + h + k for i in range(per) for k in range(h)])
+            w = h
+        return c
+
+    def hsum(self, a):
+        """One vector's horizontal sum, by the same kind of fixed tree."""
+        n = a.type.count
+        while n > 1:
+            n //= 2
+            a = self.fold(a, a, list(range(n)), list(range(n, 2 * n)))
+        return self.builder.extract_element(a, self.i32(0))
+
     def prefetch(self, ptr):
         """Hint: ``ptr``'s line will be read soon (read, high locality, data)."""
         fn = self.function("llvm.prefetch.p0" if self.opaque else "llvm.prefetch.p0i8",
@@ -219,46 +263,7 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
 
         load_row = tk.load_row
 
-        def fold(a, b, lo, hi):
-            """``shuffle(a, b, lo) + shuffle(a, b, hi)``."""
-            sl = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, len(lo)), lo))
-            sh = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, len(hi)), hi))
-            return builder.fadd(sl, sh)
-
-        def reduce_group(vs):
-            """The horizontal sums of the vectors ``vs`` (W lanes each, a power of two of
-            them) as one vector, a lane per input, by a fixed tree: pairs of vectors folded
-            half onto half (each then holds twice the inputs, in half the lanes each) until
-            one vector is left, then halves within each input's lanes until one lane each."""
-            vs, per, w = list(vs), 1, W  # each vector: `per` inputs of `w` lanes
-            while len(vs) > 1 and w > 1:
-                h = w // 2
-                lo = [i * w + k for i in range(per) for k in range(h)]
-                hi = [i * w + h + k for i in range(per) for k in range(h)]
-                vs = [fold(vs[i], vs[i + 1], lo + [W + c for c in lo], hi + [W + c for c in hi])
-                      for i in range(0, len(vs), 2)]
-                per, w = 2 * per, h
-            while len(vs) > 1:  # one lane per input already (fewer lanes than inputs)
-                n = per * w
-                vs = [builder.shuffle_vector(vs[i], vs[i + 1], ir.Constant(
-                    ir.VectorType(i32, 2 * n), list(range(2 * n))))
-                      for i in range(0, len(vs), 2)]
-                per *= 2
-            c = vs[0]
-            while w > 1:
-                h = w // 2
-                c = fold(c, c, [i * w + k for i in range(per) for k in range(h)],
-                         [i * w + h + k for i in range(per) for k in range(h)])
-                w = h
-            return c
-
-        def hsum(a):
-            """One vector's horizontal sum, by the same kind of fixed tree."""
-            n = W
-            while n > 1:
-                n //= 2
-                a = fold(a, a, list(range(n)), list(range(n, 2 * n)))
-            return builder.extract_element(a, i32(0))
+        reduce_group, hsum = tk.reduce_group, tk.hsum
 
         def index(t):
             """``idx[lo + t]`` as intp."""
