@@ -165,15 +165,17 @@ def _cholesky_solve_scaled(G, D, x):
 
 @njit(cache=True, fastmath=_FASTMATH)
 def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T, r):
-    """The row's statistics in the lower triangle of ``G`` ``(K+2, K+2)``, with
+    """The row's statistics in the lower triangle of ``G[:K+2, :K+2]``, with
     ``r' = A_ij - offset - c_j`` for each rating: ``G[:K, :K] = sum v v^T``, ``G[K, :K] =
     sum v``, ``G[K, K] = n``, ``G[K+1, :K] = sum r' v``, ``G[K+1, K] = sum r'``,
-    ``G[K+1, K+1] = sum r'^2``. The upper triangle is not written.
+    ``G[K+1, K+1] = sum r'^2``. Only the lower triangle is meaningful: some entries right of
+    the diagonal are written too, and the columns past ``K + 2``.
 
     The factors ``X[t] = v_j`` are gathered ``X.shape[0]`` ratings at a time and the lower
-    triangle of ``T[:K] = X^T X`` is one :func:`gram_lower` per chunk; the bias and rating
-    columns are summed into ``T[K]``, ``T[K+1]`` while gathering, and ``r[t] = r'`` is kept
-    beside ``X[t]`` (for :func:`_residual_sse`). ``X``, ``T`` and ``r`` come from
+    triangle of ``X^T X`` is one :func:`gram_lower` per chunk; the bias and rating columns are
+    summed while gathering, and ``r[t] = r'`` is kept beside ``X[t]`` (for
+    :func:`_residual_sse`). A row that fits one chunk writes ``G`` directly; a longer one sums
+    its chunks' statistics from ``T``. ``X``, ``G``, ``T`` and ``r`` come from
     :func:`_gram_scratch` (columns padded to the vector width, ``X``'s padding zero).
     """
     K = other.shape[1]
@@ -183,6 +185,14 @@ def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T,
     zero = G.dtype.type(0.0)
     sr = zero
     srr = zero
+    if n <= CH:  # one chunk: the statistics go straight into G (no copy from T)
+        sr, srr = gather_stats(other, indices, start, n, data, other_bias, offset, X, G, r,
+                               sr, srr)
+        gram_lower(X, n, K, G)
+        G[K, K] = n
+        G[K + 1, K] = sr
+        G[K + 1, K + 1] = srr
+        return
     for lo in range(start, start + n, CH):
         m = min(CH, start + n - lo)
         sr, srr = gather_stats(other, indices, lo, m, data, other_bias, offset, X, T, r, sr,
@@ -238,11 +248,13 @@ def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current,
 
 @njit(cache=True)
 def _gram_scratch(chunk, K, dt):
-    """One task's scratch for :func:`_gather_gram`: ``X (chunk, Kp)``, ``G (K+2, K+2)``,
-    ``T (K+2, Kp)`` with ``Kp = padded(K)`` and ``r (chunk,)``, allocated once per task, never
-    per row. The padding columns of ``X`` stay zero (:func:`gram_lower` reads them)."""
+    """One task's scratch for :func:`_gather_gram`: ``X (chunk, Kp)``, ``G (K+2, max(K+2,
+    Kp))``, ``T (K+2, Kp)`` with ``Kp = padded(K)`` and ``r (chunk,)``, allocated once per
+    task, never per row. The padding columns of ``X`` stay zero (:func:`gram_lower` reads
+    them); ``G`` is wide enough for :func:`gram_lower` and :func:`gather_stats` to write it
+    directly."""
     Kp = padded(K)
-    return (np.zeros((chunk, Kp), dtype=dt), np.empty((K + 2, K + 2), dtype=dt),
+    return (np.zeros((chunk, Kp), dtype=dt), np.zeros((K + 2, max(K + 2, Kp)), dtype=dt),
             np.zeros((K + 2, Kp), dtype=dt), np.empty(chunk, dtype=dt))
 
 
