@@ -181,6 +181,29 @@ class _IR:
             a = self.fold(a, a, list(range(n)), list(range(n, 2 * n)))
         return self.builder.extract_element(a, self.i32(0))
 
+    def by_width(self, nv, k, body, done):
+        """Branch once on a row's width ``nv`` vectors (``k`` entries): ``body(n_vec,
+        masked)`` emits the loop for ``n_vec`` = 1 .. :data:`_MAX_REGISTER_VECTORS` vectors
+        held in registers, unmasked where ``W`` divides ``k`` (K = 32, 64, ...), and
+        ``body(None, True)`` any other width; each then branches to ``done``."""
+        b = self.builder
+        whole = b.icmp_signed("==", b.urem(k, self.const(self.W)), self.const(0))
+        any_width = b.append_basic_block()
+        switch = b.switch(nv, any_width)
+        for n_vec in range(1, _MAX_REGISTER_VECTORS + 1):
+            case = b.append_basic_block()
+            switch.add_case(self.const(n_vec), case)
+            b.position_at_end(case)
+            plain, masked = b.append_basic_block(), b.append_basic_block()
+            b.cbranch(whole, plain, masked)
+            for block, flag in ((plain, False), (masked, True)):
+                b.position_at_end(block)
+                body(n_vec, flag)
+                b.branch(done)
+        b.position_at_end(any_width)
+        body(None, True)
+        b.branch(done)
+
     def prefetch(self, ptr):
         """Hint: ``ptr``'s line will be read soon (read, high locality, data)."""
         fn = self.function("llvm.prefetch.p0" if self.opaque else "llvm.prefetch.p0i8",
@@ -417,24 +440,8 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
                 block = builder.append_basic_block()
                 by_mode.add_case(const(res_flag + 2 * curv_flag), block)
                 builder.position_at_end(block)
-                whole = builder.icmp_signed("==", builder.urem(k_, const(W)), const(0))
-                any_width = builder.append_basic_block()
-                by_width = builder.switch(nv, any_width)
-                for n_vec in range(1, _MAX_REGISTER_VECTORS + 1):
-                    case = builder.append_basic_block()
-                    by_width.add_case(const(n_vec), case)
-                    builder.position_at_end(case)
-                    # K a multiple of W (K = 32, 64, ...): plain loads, no mask
-                    plain = builder.append_basic_block()
-                    masked = builder.append_basic_block()
-                    builder.cbranch(whole, plain, masked)
-                    for block, flag in ((plain, False), (masked, True)):
-                        builder.position_at_end(block)
-                        builder.store(emit(n_vec, res_flag, curv_flag, flag), result)
-                        builder.branch(done)
-                builder.position_at_end(any_width)
-                builder.store(emit(None, res_flag, curv_flag), result)
-                builder.branch(done)
+                tk.by_width(nv, k_, lambda n_vec, masked, r=res_flag, c=curv_flag:
+                            builder.store(emit(n_vec, r, c, masked), result), done)
         builder.position_at_end(done)
         return builder.load(result)
 
@@ -570,23 +577,7 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
                     tk.store_vec(builder.load(acc[1][k]), t_rsum, const(k * W))
 
         done = builder.append_basic_block("gather_stats.done")
-        whole = builder.icmp_signed("==", builder.urem(k_, const(W)), const(0))
-        any_width = builder.append_basic_block()
-        by_width = builder.switch(nv, any_width)
-        for n_vec in range(1, _MAX_REGISTER_VECTORS + 1):
-            case = builder.append_basic_block()
-            by_width.add_case(const(n_vec), case)
-            builder.position_at_end(case)
-            plain = builder.append_basic_block()
-            masked = builder.append_basic_block()
-            builder.cbranch(whole, plain, masked)
-            for block, flag in ((plain, False), (masked, True)):
-                builder.position_at_end(block)
-                emit(n_vec, flag)
-                builder.branch(done)
-        builder.position_at_end(any_width)
-        emit(None, True)
-        builder.branch(done)
+        tk.by_width(nv, k_, emit, done)
         builder.position_at_end(done)
         return context.make_tuple(builder, signature.return_type,
                                   [builder.load(sr_slot), builder.load(srr_slot)])
