@@ -258,6 +258,17 @@ def test_gram_lower_matches_the_slow_sum(dtype, K, m):
         assert (T[a, (last // lanes + 1) * lanes:] == 7.0).all()
 
 
+def _listed_rows(rng, N, K, n, idx_dtype, dtype):
+    """``N`` rows of factors (the last NaN and never listed: a masked load must not let it
+    in), ``n`` ratings' row indices and values, and the rows' biases."""
+    other = rng.standard_normal((N, K)).astype(dtype)
+    other[-1] = np.nan
+    idx = rng.integers(0, N - 1, size=n).astype(idx_dtype)
+    data = rng.standard_normal(n).astype(dtype)
+    bias = rng.standard_normal(N).astype(dtype)
+    return other, idx, data, bias
+
+
 @numba.njit
 def _rows_pass_jit(other, idx, lo, m, data, bias, offset, v, q, out, vb, residual, curvature):
     return rows_pass(other, idx, lo, m, data, bias, offset, v, q, out, vb, residual, curvature)
@@ -269,16 +280,11 @@ def _rows_pass_jit(other, idx, lo, m, data, bias, offset, v, q, out, vb, residua
 def test_rows_pass_matches_the_definition(dtype, K, m):
     """The SIMD CG pass (rows read in place) against the rating-by-rating sum, in all three
     modes, for widths that fill, straddle and exceed the vectors and the register path, and
-    counts that fill, miss and undershoot its groups of four; the tail of ``q`` and the
+    counts that fill, miss and undershoot its groups of four or eight; the tail of ``q`` and the
     vectors' entries past K are left as they were."""
     rng = np.random.default_rng(K * 100 + m)
-    N = 50
-    other = rng.standard_normal((N, K)).astype(dtype)
-    other[-1] = np.nan  # never listed: a masked load must not let it in
     lo = 5
-    idx = rng.integers(0, N - 1, size=lo + m + 3).astype(np.int32)
-    data = rng.standard_normal(lo + m + 3).astype(dtype)
-    bias = rng.standard_normal(N).astype(dtype)
+    other, idx, data, bias = _listed_rows(rng, 50, K, lo + m + 3, np.int32, dtype)
     offset, vb = dtype(0.3), dtype(-0.7)
     width = max(padded(K), K + 1)
     v = np.zeros(width, dtype)
@@ -315,13 +321,8 @@ def test_gather_stats_matches_the_definition(dtype, K, m):
     """The SIMD gather of the Cholesky half-step: the block (padding zero), the residuals and
     the first moments, against a float64 sum; the sums continue the ones passed in."""
     rng = np.random.default_rng(K * 100 + m + 1)
-    N = 40
-    other = rng.standard_normal((N, K)).astype(dtype)
-    other[-1] = np.nan  # never listed: a masked load must not let it in
     lo = 3
-    idx = rng.integers(0, N - 1, size=lo + m + 2).astype(np.int64)
-    data = rng.standard_normal(lo + m + 2).astype(dtype)
-    bias = rng.standard_normal(N).astype(dtype)
+    other, idx, data, bias = _listed_rows(rng, 40, K, lo + m + 2, np.int64, dtype)
     Kp = padded(K)
     X = np.full((m + 1, Kp), 5.0, dtype)
     X[:, K:] = 0.0  # as _gram_scratch leaves it

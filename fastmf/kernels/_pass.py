@@ -354,7 +354,7 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
                     store_vec(a, optr, col)
 
             update = not curvature
-            # acc[s][k]: register set s (ratings 0, 1 or 2, 3 of each four), vector k
+            # acc[s][k]: register set s (first or second half of each group), vector k
             if update and n_vec is not None:
                 acc = [[cgutils.alloca_once_value(builder, zero_w) for _ in range(n_vec)]
                        for _ in range(2)]
