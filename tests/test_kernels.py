@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 
 from fastmf._solver import row_order
 from fastmf.kernels import objective, predict_pairs, solve_rows, solve_rows_cg
+from fastmf.kernels._cholesky import LANE_VECTOR_BYTES, pack_lanes, solve_lanes
 from fastmf.kernels._gram import _ROWS, VECTOR_BYTES, gram_lower, padded
 from fastmf.kernels._pass import gather_stats, rows_pass
-from fastmf.kernels.als import _cholesky_solve, _gram_chunk
+from fastmf.kernels.als import _cholesky_solve, _gram_chunk, system_scratch
 
 RTOL = {np.float32: 2e-3, np.float64: 1e-9}
 NO_SSE = np.empty(0)
@@ -229,6 +230,99 @@ def test_not_positive_definite_rows_are_counted_and_nan():
     assert np.isnan(F).all() and np.isnan(bias).all() and np.isnan(sse).all()
 
 
+def test_a_failed_row_leaves_the_rest_of_its_batch_alone():
+    """Rows are solved W at a time, one per vector lane: a row whose system is not positive
+    definite is NaN and counted, and every other row of its batch is the ridge solution."""
+    rng = np.random.default_rng(11)
+    K, n_rows = 3, 11  # more than one batch of 8 (float64: 4)
+    other = rng.standard_normal((6, K))
+    other[5] = other[4]  # row 0 rates items 4 and 5 only: rank 1 < K + 1 with reg = 0
+    lists = [[4, 5]] + [sorted(rng.choice(5, size=5, replace=False)) for _ in range(n_rows - 1)]
+    indptr = np.cumsum([0] + [len(x) for x in lists]).astype(np.int64)
+    indices = np.concatenate(lists).astype(np.int32)
+    vals = rng.standard_normal(indices.size)
+    F = np.zeros((n_rows, K))
+    bias = np.zeros(n_rows)
+    sse = np.zeros(n_rows)
+    failed = solve_rows(indptr, indices, vals, other, np.zeros(6), 0.0, 0.0, 0.0, False, False,
+                        True, np.arange(n_rows), 1, F, bias, sse)
+    assert failed == 1 and np.isnan(F[0]).all() and np.isnan(bias[0]) and np.isnan(sse[0])
+    for i in range(1, n_rows):
+        Z = np.hstack([other[lists[i]], np.ones((len(lists[i]), 1))])
+        y = vals[indptr[i]:indptr[i + 1]]
+        want = np.linalg.solve(Z.T @ Z, Z.T @ y)
+        np.testing.assert_allclose(np.r_[F[i], bias[i]], want, rtol=1e-8, atol=1e-10)
+        assert sse[i] == pytest.approx(np.sum((y - Z @ want) ** 2), rel=1e-6, abs=1e-12)
+
+
+@numba.njit
+def _solve_lanes_jit(B, D, tol):
+    return solve_lanes(B, D, tol)
+
+
+@numba.njit
+def _pack_lanes_jit(A, D, B):
+    pack_lanes(A, D, B)
+
+
+def _lane_systems(rng, W, D, dtype):
+    """``W`` random SPD systems as _cholesky_solve takes them, stacked, and their solutions."""
+    A = np.zeros((W, D + 1, padded(D + 1)), dtype)
+    want = []
+    for lane in range(W):
+        Z = rng.standard_normal((D + 3, D))
+        S = Z.T @ Z + np.eye(D)
+        rhs = rng.standard_normal(D)
+        A[lane, :D, :D] = np.tril(S) + 7.0 * np.triu(np.ones((D, D)), 1)  # upper: not read
+        A[lane, D, :D] = rhs
+        want.append((S, np.linalg.solve(S, rhs)))
+    return A, want
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("D", [1, 2, 3, 8, 9, 17, 33])
+def test_pack_lanes_matches_the_definition(dtype, D):
+    W = LANE_VECTOR_BYTES // np.dtype(dtype).itemsize
+    A, _ = _lane_systems(np.random.default_rng(D), W, D, dtype)
+    E = D * (D + 1) // 2 + D
+    B = np.full((E + W, W), 5.0, dtype)
+    _pack_lanes_jit(A, D, B)
+    want = np.full_like(B, 5.0)
+    for lane in range(W):
+        want[:E, lane] = np.r_[A[lane, :D, :D][np.tril_indices(D)], A[lane, D, :D]]
+    np.testing.assert_array_equal(B[:E], want[:E])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("D", [1, 2, 3, 8, 9, 17, 33])
+def test_solve_lanes_matches_numpy_and_isolates_a_failed_lane(dtype, D):
+    """One system per lane: each lane's solution is numpy's, its diagonal holds 1 / L_jj, and
+    a lane whose matrix is not positive definite (or holds NaN) is reported by its bit
+    without disturbing the others."""
+    W = LANE_VECTOR_BYTES // np.dtype(dtype).itemsize
+    rng = np.random.default_rng(D + 100)
+    A, want = _lane_systems(rng, W, D, dtype)
+    A[1, D // 2, :] = 0.0
+    A[1, :, D // 2] = 0.0  # lane 1: a zero pivot
+    A[W - 1, D - 1, 0] = np.nan  # the last lane: NaN in its last row
+    E = D * (D + 1) // 2 + D
+    B = np.zeros((E + W, W), dtype)
+    _pack_lanes_jit(A, D, B)
+    tol = np.array([np.finfo(dtype).eps * A[lane].diagonal()[:D].max() for lane in range(W)],
+                   dtype)
+    bad = _solve_lanes_jit(B, D, tol)
+    assert bad == (1 << 1) | (1 << (W - 1))
+    rtol = 1e-9 if dtype == np.float64 else 2e-3
+    diag = [k * (k + 1) // 2 + k for k in range(D)]
+    for lane in range(W):
+        if lane in (1, W - 1):
+            continue
+        S, x = want[lane]
+        np.testing.assert_allclose(B[E - D:E, lane], x, rtol=rtol, atol=rtol * np.abs(x).max())
+        np.testing.assert_allclose(B[diag, lane], 1 / np.linalg.cholesky(S).diagonal(),
+                                   rtol=rtol)
+
+
 @numba.njit
 def _gram_lower_jit(X, m, K, T):
     gram_lower(X, m, K, T)
@@ -375,20 +469,42 @@ def test_gram_lower_in_pieces_gives_the_bits_of_one_pass(dtype, K, m):
 
 
 @settings(max_examples=60, deadline=None)
-@given(D=st.integers(1, 24), seed=st.integers(0, 2**32 - 1), extra=st.integers(0, 30))
-def test_cholesky_solve_matches_numpy(D, seed, extra):
+@given(D=st.integers(1, 40), seed=st.integers(0, 2**32 - 1), extra=st.integers(0, 30),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_cholesky_solve_matches_numpy(D, seed, extra, dtype):
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((D + extra + 1, D))
-    S = A.T @ A + 1e-3 * np.eye(D)
+    S = A.T @ A + 1e-3 * np.eye(D) + np.eye(D) * (dtype == np.float32)
     rhs = rng.standard_normal(D)
-    G = np.zeros((D + 1, D + 1))
-    G[:D, :D] = S
+    G = system_scratch(D, np.dtype(dtype))
+    G[:D, :D] = np.tril(S)
+    G[:D, :D][np.triu_indices(D, 1)] = np.nan  # right of the diagonal: never read
     G[D, :D] = rhs
-    G[:D, D] = rhs
-    x = np.zeros(D + 1)
+    x = np.zeros(D, dtype)
     assert _cholesky_solve(G, D, x)
     want = np.linalg.solve(S, rhs)
-    np.testing.assert_allclose(x[:D], want, rtol=1e-6, atol=1e-8 * np.abs(want).max())
+    L = np.tril(G[:D, :D]).astype(np.float64)  # the factor is left in the lower triangle
+    if dtype == np.float64:
+        np.testing.assert_allclose(x, want, rtol=1e-6, atol=1e-8 * np.abs(want).max())
+        np.testing.assert_allclose(L @ L.T, S, atol=1e-10 * np.abs(S).max())
+    else:
+        np.testing.assert_allclose(x, want, rtol=2e-3, atol=1e-4 * np.abs(want).max())
+        np.testing.assert_allclose(L @ L.T, S, atol=1e-5 * np.abs(S).max())
+
+
+@pytest.mark.parametrize("D", [1, 2, 7, 8, 9, 16, 17, 33])
+@pytest.mark.parametrize("bad", ["zero", "negative", "nan"])
+def test_cholesky_solve_reports_a_system_that_is_not_positive_definite(D, bad):
+    rng = np.random.default_rng(D)
+    A = rng.standard_normal((D + 3, D))
+    S = A.T @ A
+    k = D // 2  # an even or odd column, in the first or a later pass
+    S[k, :] = S[:, k] = 0.0
+    S[k, k] = {"zero": 0.0, "negative": -1.0, "nan": np.nan}[bad]
+    G = system_scratch(D, np.dtype(np.float64))
+    G[:D, :D] = S
+    G[D, :D] = 1.0
+    assert not _cholesky_solve(G, D, np.zeros(D))
 
 
 def test_predict_pairs_matches_numpy():

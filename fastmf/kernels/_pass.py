@@ -67,14 +67,15 @@ def _group(n_vec):
 
 class _IR:
     """LLVM IR helpers for a kernel body over one float dtype: the vector type of the width the
-    kernels are written for (:data:`fastmf.kernels._gram.VECTOR_BYTES`), loads and stores of
-    vectors at element offsets, masked loads, fused multiply-adds and prefetch hints."""
+    kernels are written for (:data:`fastmf.kernels._gram.VECTOR_BYTES`, or ``vector_bytes``),
+    loads and stores of vectors at element offsets, masked loads, fused multiply-adds and
+    prefetch hints."""
 
-    def __init__(self, context, builder, dt):
+    def __init__(self, context, builder, dt, vector_bytes=VECTOR_BYTES):
         self.context, self.builder = context, builder
         self.fty = context.get_value_type(dt)
         self.size = dt.bitwidth // 8
-        self.W = VECTOR_BYTES // self.size
+        self.W = vector_bytes // self.size
         self.vec = ir.VectorType(self.fty, self.W)
         self.intp = context.get_value_type(types.intp)
         self.i32 = ir.IntType(32)

@@ -17,6 +17,13 @@ has the cost model.
 import numpy as np
 from numba import njit, prange
 
+from fastmf.kernels._cholesky import (
+    LANE_VECTOR_BYTES,
+    back_lower,
+    pack_lanes,
+    rank2_lower,
+    solve_lanes,
+)
 from fastmf.kernels._gram import gram_lower, padded
 from fastmf.kernels._pass import gather_stats, rows_pass
 from fastmf.kernels.objective import _row_sse
@@ -39,19 +46,27 @@ _GRAM_BYTES = 1 << 19
 _CG_RESIDENT = 1 << 15
 
 
-@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+@njit(cache=True, fastmath=_FASTMATH)
 def _cholesky_solve(G, D, x, tol_factor=1.0):
-    """Solve the SPD system ``G[:D, :D] x = G[D, :D]`` in place (``G`` symmetric, full).
+    """Solve the SPD system ``G[:D, :D] x = G[D, :D]`` in place (lower triangle read).
 
-    Left-looking Cholesky ``A = L L^T`` written over the lower triangle: every entry is a dot
-    product of two contiguous row prefixes, which vectorizes once reassociation is allowed
-    (the right-looking form's row updates within one array did not: LLVM cannot prove the
-    rows disjoint). Row ``D`` -- the right-hand side, by symmetry of ``X^T X`` -- is never
-    overwritten. Then ``L y = rhs`` and ``L^T x = y`` into ``x[:D]``.
+    Right-looking Cholesky ``A = L L^T`` written over the lower triangle, two columns at a
+    time: their pivots and columns of ``L`` here (into rows ``D + 1`` and ``D + 2`` of ``G``),
+    then every later row's update by both as whole vectors
+    (:func:`fastmf.kernels._cholesky.rank2_lower`). The right-hand side, row ``D``, is
+    updated with the others (``L y = rhs``); then ``L^T x = y``
+    (:func:`fastmf.kernels._cholesky.back_lower`), which overwrites row ``D``. Entries right
+    of the diagonal are not read; some are overwritten.
+
+    ``G`` comes from :func:`system_scratch` ``(D)`` or is at least as large: ``D + 4`` rows,
+    ``padded(D + 1)`` columns (:func:`fastmf.kernels._gram.padded`). ``x[:D]`` receives the
+    solution.
 
     Returns False (``x`` undefined) when a pivot is not above ``eps`` times the largest
     diagonal entry, i.e. the system is not numerically positive definite.
     """
+    if G.shape[0] < D + 4 or G.shape[1] < padded(D + 1) or x.shape[0] < D:
+        raise ValueError("_cholesky_solve: G smaller than system_scratch(D), or x than D")
     one = G.dtype.type(1.0)
     # A pivot below eps * (largest diagonal entry) means the matrix is singular to working
     # precision: whether rounding leaves such a pivot at +1e-16 or -1e-16 must not decide
@@ -60,79 +75,52 @@ def _cholesky_solve(G, D, x, tol_factor=1.0):
     for j in range(D):
         biggest = max(biggest, G[j, j])
     tol = np.finfo(G.dtype).eps * biggest * tol_factor
-    # Two columns at a time, and below them two rows at a time: each pass over k reads four
-    # row prefixes for four dot products (2 x 2 register blocking), half the loads of one
-    # column at a time (issue 17: per system 2.6 -> 2.2 us at D = 33, 55 -> 44 us at D = 129).
-    for j in range(0, D - 1, 2):
-        s00 = G[j, j]
-        s10 = G[j + 1, j]
-        s11 = G[j + 1, j + 1]
-        for k in range(j):
-            s00 -= G[j, k] * G[j, k]
-            s10 -= G[j + 1, k] * G[j, k]
-            s11 -= G[j + 1, k] * G[j + 1, k]
-        if not s00 > tol:  # also catches NaN
+    c0 = G[D + 1]  # columns j and j + 1 of L, zero at and above row j + 1
+    c1 = G[D + 2]
+    c0[:] = 0.0
+    c1[:] = 0.0
+    j = 0
+    while j + 1 < D:
+        s = G[j, j]
+        if not s > tol:  # also catches NaN
             return False
-        l00 = np.sqrt(s00)
-        l10 = s10 / l00
-        s11 -= l10 * l10
-        if not s11 > tol:
+        l00 = np.sqrt(s)
+        inv0 = one / l00
+        l10 = G[j + 1, j] * inv0
+        s = G[j + 1, j + 1] - l10 * l10
+        if not s > tol:
             return False
-        l11 = np.sqrt(s11)
+        l11 = np.sqrt(s)
+        inv1 = one / l11
         G[j, j] = l00
         G[j + 1, j] = l10
         G[j + 1, j + 1] = l11
-        inv0 = one / l00
-        inv1 = one / l11
-        i = j + 2
-        while i < D:
-            two = i + 1 < D
-            i1 = i + 1 if two else i  # an odd last row is computed twice, written once
-            s00 = G[i, j]
-            s01 = G[i, j + 1]
-            s10 = G[i1, j]
-            s11 = G[i1, j + 1]
-            for k in range(j):
-                a0 = G[i, k]
-                a1 = G[i1, k]
-                b0 = G[j, k]
-                b1 = G[j + 1, k]
-                s00 -= a0 * b0
-                s01 -= a0 * b1
-                s10 -= a1 * b0
-                s11 -= a1 * b1
-            l0 = s00 * inv0
-            G[i, j + 1] = (s01 - l0 * l10) * inv1
-            G[i, j] = l0
-            if two:
-                l0 = s10 * inv0
-                G[i1, j + 1] = (s11 - l0 * l10) * inv1
-                G[i1, j] = l0
-            i += 2
-    if D % 2:  # the last column of an odd D
-        j = D - 1
+        c0[j] = 0.0
+        c1[j] = 0.0
+        c0[j + 1] = 0.0
+        c1[j + 1] = 0.0
+        for i in range(j + 2, D + 1):
+            a0 = G[i, j] * inv0
+            c0[i] = a0
+            c1[i] = (G[i, j + 1] - a0 * l10) * inv1
+        rank2_lower(G, j, D)  # also writes the two columns into rows j + 2 .. D
+        j += 2
+    if j < D:  # the last column of an odd D
         s = G[j, j]
-        for k in range(j):
-            s -= G[j, k] * G[j, k]
         if not s > tol:
             return False
         G[j, j] = np.sqrt(s)
-    for i in range(D):
-        s = G[D, i]
-        for k in range(i):
-            s -= G[i, k] * x[k]
-        x[i] = s / G[i, i]
-    # L^T x = y column by column: once x[i] is known, subtract its multiple of row i of L
-    # (contiguous) from the unknowns above it. The dot-product form read L^T's rows, i.e. L
-    # down a column, a strided gather; this reads rows and carries no reduction chain
-    # (issue 17: 9,746 systems at D = 33 in 18.4 -> 14.9 ms, D = 129 358 -> 273 ms;
-    # both ML-1M-shaped half-steps, one thread, 54.4 -> 51.0 ms at K = 32, 633 -> 595 at 128).
-    for i in range(D - 1, -1, -1):
-        xi = x[i] / G[i, i]
-        x[i] = xi
-        for k in range(i):
-            x[k] -= G[i, k] * xi
+        G[D, j] = G[D, j] / G[j, j]
+    back_lower(G, D, x)
     return True
+
+
+@njit(cache=True)
+def system_scratch(D, dt):
+    """Zeroed scratch for one ``D x D`` system and what :func:`_cholesky_solve` and
+    :func:`_cholesky_solve_scaled` keep beside it: ``(D + 4, padded(D + 1))``. Rows ``:D``
+    hold the matrix (lower triangle), row ``D`` the right-hand side."""
+    return np.zeros((D + 4, padded(D + 1)), dtype=dt)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -144,14 +132,15 @@ def _cholesky_solve_scaled(G, D, x):
     retry when the plain factorization fails (float32 on large rating scales, issue 14).
     """
     one = G.dtype.type(1.0)
+    scale = G[D + 3]  # the row system_scratch keeps for it
     for j in range(D):
         if not G[j, j] > 0.0:  # also catches NaN
             return False
-        G[j, D] = one / np.sqrt(G[j, j])  # the unused upper half of the rhs column
+        scale[j] = one / np.sqrt(G[j, j])
     for i in range(D):
-        si = G[i, D]
+        si = scale[i]
         for j in range(i):
-            G[i, j] *= si * G[j, D]
+            G[i, j] *= si * scale[j]
         G[i, i] = one
         G[D, i] *= si
     # After scaling, a singular system's pivots come out as rounding noise of a few D * eps
@@ -159,7 +148,7 @@ def _cholesky_solve_scaled(G, D, x):
     ok = _cholesky_solve(G, D, x, 10.0 * D)
     if ok:
         for j in range(D):
-            x[j] *= G[j, D]
+            x[j] *= scale[j]
     return ok
 
 
@@ -211,19 +200,19 @@ def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T,
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current, S, x,
-                     scaled=False):
-    """Exact block update of one row from its ``(K+2)^2`` statistics ``G`` (see _gather_gram).
+def _row_system(G, n, reg, reg_bias, count_reg, count_bias, joint, current, S):
+    """The row's normal equations from its ``(K+2)^2`` statistics ``G`` (see _gather_gram).
 
     ``joint``: ``(u, b)`` from ``(G[:K+1, :K+1] + diag(lam, .., lam, lam_b)) [u; b] =
-    G[K+1, :K+1]``. Sequential (the tutorial's order): first ``b = (sum r' - current . sum v)
-    / (n + lam_b)`` with the row's ``current`` factors, then ``(sum v v^T + lam I) u =
-    sum r' v - b sum v``. ``G`` is overwritten; ``S`` is ``(K+1, K+1)`` scratch.
+    G[K+1, :K+1]``, the system left in ``G`` itself (``D = K + 1``). Sequential (the
+    tutorial's order): first ``b = (sum r' - current . sum v) / (n + lam_b)`` with the row's
+    ``current`` factors, then ``(sum v v^T + lam I) u = sum r' v - b sum v``, written into
+    ``S`` (:func:`system_scratch` ``(K)``, ``D = K``).
 
-    Returns ``(ok, b)``; the factors are in ``x[:K]``. ``ok`` is False when the system is not
-    positive definite.
+    Returns ``(A, D, b)``: the system's array (lower triangle, right-hand side in row ``D``),
+    its size and the sequential update's bias (the joint one's is the solution's last entry).
     """
-    K = G.shape[0] - 2
+    K = current.shape[0]
     dt = G.dtype.type
     lam = reg * dt(n) if count_reg else reg
     lam_b = reg_bias * dt(n) if count_bias else reg_bias
@@ -231,8 +220,7 @@ def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current,
         for k in range(K):
             G[k, k] += lam
         G[K, K] += lam_b
-        ok = _cholesky_solve_scaled(G, K + 1, x) if scaled else _cholesky_solve(G, K + 1, x)
-        return ok, x[K]
+        return G, K + 1, dt(0.0)
     s = G[K + 1, K]
     for k in range(K):
         s -= current[k] * G[K, k]
@@ -242,19 +230,34 @@ def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current,
             S[a, c] = G[a, c]
         S[a, a] += lam
         S[K, a] = G[K + 1, a] - b * G[K, a]
-    ok = _cholesky_solve_scaled(S, K, x) if scaled else _cholesky_solve(S, K, x)
-    return ok, b
+    return S, K, b
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current, S, x,
+                     scaled=False):
+    """Exact block update of one row from its statistics ``G``: :func:`_row_system`, then
+    :func:`_cholesky_solve` (or, ``scaled``, :func:`_cholesky_solve_scaled`). ``G`` is
+    overwritten.
+
+    Returns ``(ok, b)``; the factors are in ``x[:K]``. ``ok`` is False when the system is not
+    positive definite.
+    """
+    A, D, b = _row_system(G, n, reg, reg_bias, count_reg, count_bias, joint, current, S)
+    ok = _cholesky_solve_scaled(A, D, x) if scaled else _cholesky_solve(A, D, x)
+    return ok, (x[D - 1] if joint else b)
 
 
 @njit(cache=True)
 def _gram_scratch(chunk, K, dt):
-    """One task's scratch for :func:`_gather_gram`: ``X (chunk, Kp)``, ``G (K+2, max(K+2,
-    Kp))``, ``T (K+2, Kp)`` with ``Kp = padded(K)`` and ``r (chunk,)``, allocated once per
-    task, never per row. The padding columns of ``X`` stay zero (:func:`gram_lower` reads
-    them); ``G`` is wide enough for :func:`gram_lower` and :func:`gather_stats` to write it
-    directly."""
+    """One task's scratch for :func:`_gather_gram`: ``X (chunk, Kp)``, ``G`` (the
+    :func:`system_scratch` of the joint ``K + 1`` system), ``T (K+2, Kp)`` with ``Kp =
+    padded(K)`` and ``r (chunk,)``, allocated once per task, never per row. The padding
+    columns of ``X`` stay zero (:func:`gram_lower` reads them); ``G`` is wide enough for
+    :func:`gram_lower` and :func:`gather_stats` to write it directly, and for
+    :func:`_cholesky_solve` to solve it in place."""
     Kp = padded(K)
-    return (np.zeros((chunk, Kp), dtype=dt), np.zeros((K + 2, max(K + 2, Kp)), dtype=dt),
+    return (np.zeros((chunk, Kp), dtype=dt), system_scratch(K + 1, dt),
             np.zeros((K + 2, Kp), dtype=dt), np.empty(chunk, dtype=dt))
 
 
@@ -349,6 +352,95 @@ def _write_row(ok, b, x, row, factors, bias):
         bias[row] = np.nan
 
 
+# Bytes per vector of the batched factorization (fastmf.kernels._cholesky.solve_lanes): a
+# batch is this many rows' systems, one per lane.
+LANE_BYTES = LANE_VECTOR_BYTES
+
+
+@njit(cache=True)
+def _slot_chunk(chunk, W):
+    """Ratings a batched row may have: its gathered block is kept (for the objective) until
+    its batch is solved, so the ``W`` slots share the one row's scratch of ``chunk``."""
+    return max(64, chunk // W)
+
+
+@njit(cache=True)
+def _lanes_scratch(D, W, slot, K, dt):
+    """A task's batch of ``W`` systems of size ``D`` (see :func:`_lane_add`): ``(B, tol,
+    Xs, rs, Gs, Ss, rows, b, count)``: the packed systems and their pivot tolerances; each
+    slot's gathered block, ratings, statistics and sequential system; the slots' rows and
+    sequential biases; the number of rows added."""
+    return (np.zeros((D * (D + 1) // 2 + D + W, W), dtype=dt), np.zeros(W, dtype=dt),
+            np.zeros((W, slot, padded(K)), dtype=dt), np.empty((W, slot), dtype=dt),
+            np.zeros((W, K + 5, padded(K + 2)), dtype=dt),
+            np.zeros((W, K + 4, padded(K + 1)), dtype=dt),
+            np.empty(W, dtype=np.int64), np.empty(W, dtype=dt), np.zeros(1, dtype=np.int64))
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _lane_add(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg,
+              count_bias, joint, row, factors, T):
+    """Gather ``row`` into the next slot and form its system (:func:`_row_system`), with its
+    pivot tolerance as :func:`_cholesky_solve` sets it. True when the batch is full."""
+    B, tol, Xs, rs, Gs, Ss, rows, bs, count = lanes
+    lane = count[0]
+    n = indptr[row + 1] - indptr[row]
+    _gather_gram(indptr, indices, data, other, other_bias, mu, row, Xs[lane], Gs[lane], T,
+                 rs[lane])
+    A, D, b = _row_system(Gs[lane], n, reg, reg_bias, count_reg, count_bias, joint,
+                          factors[row], Ss[lane])
+    biggest = A.dtype.type(0.0)
+    for a in range(D):
+        biggest = max(biggest, A[a, a])
+    tol[lane] = np.finfo(A.dtype).eps * biggest
+    rows[lane] = row
+    bs[lane] = b
+    count[0] = lane + 1
+    return lane + 1 == B.shape[1]
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _lanes_solve(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_bias,
+                 count_reg, count_bias, joint, factors, bias, sse, X, G, T, r, S, x):
+    """Solve the batch's systems (:func:`fastmf.kernels._cholesky.solve_lanes`) and write
+    each row (and its share of the objective) as :func:`solve_rows` does; a lane whose
+    system failed is gathered again and retried alone, Jacobi-scaled. Empties the batch;
+    returns the number of rows that failed."""
+    B, tol, Xs, rs, Gs, Ss, rows, bs, count = lanes
+    m = count[0]
+    if m == 0:
+        return 0
+    K = factors.shape[1]
+    D = K + 1 if joint else K
+    pack_lanes(Gs if joint else Ss, D, B)  # lanes past m: earlier rows' systems, or zeros
+    bad = solve_lanes(B, D, tol)
+    top = D * (D + 1) // 2
+    n_failed = 0
+    for lane in range(m):
+        row = rows[lane]
+        n = indptr[row + 1] - indptr[row]
+        if (bad >> lane) & 1:
+            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r)
+            ok, b = _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint,
+                                     factors[row], S, x, True)
+        else:
+            ok = True
+            for k in range(D):
+                x[k] = B[top + k, lane]
+            b = x[K] if joint else bs[lane]
+        _write_row(ok, b, x, row, factors, bias)
+        if sse.shape[0] == 0:
+            pass
+        elif not ok:
+            sse[row] = np.nan
+        else:
+            sse[row] = _residual_sse(Xs[lane], rs[lane], n, K, x, b)
+        if not ok:
+            n_failed += 1
+    count[0] = 0
+    return n_failed
+
+
 @njit(parallel=True, cache=True)
 def solve_rows(
     indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg, count_bias,
@@ -399,14 +491,26 @@ def solve_rows(
     dt = factors.dtype
     failed = np.zeros(n_tasks, dtype=np.int64)
     chunk = _gram_chunk(indptr, order, K)
+    W = LANE_BYTES // factors.itemsize
+    D = K + 1 if joint else K
+    slot = _slot_chunk(chunk, W)
     for task in prange(n_tasks):
         X, G, T, r = _gram_scratch(chunk, K, dt)
-        S = np.empty((K + 1, K + 1), dtype=dt)
+        S = system_scratch(K, dt)
         x = np.empty(K + 1, dtype=dt)
         u64 = np.empty(K)
+        lanes = _lanes_scratch(D, W, slot, K, dt)
         for q in range(task, order.shape[0], n_tasks):
             row = order[q]
             n = indptr[row + 1] - indptr[row]
+            if n <= slot:  # batched: solved with W - 1 other rows, one per vector lane
+                if _lane_add(lanes, indptr, indices, data, other, other_bias, mu, reg,
+                             reg_bias, count_reg, count_bias, joint, row, factors, T):
+                    failed[task] += _lanes_solve(lanes, indptr, indices, data, other,
+                                                 other_bias, mu, reg, reg_bias, count_reg,
+                                                 count_bias, joint, factors, bias, sse, X, G,
+                                                 T, r, S, x)
+                continue
             _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r)
             ok, b = _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint,
                                      factors[row], S, x)
@@ -426,6 +530,9 @@ def solve_rows(
                                     mu, row, u64)
             if not ok:
                 failed[task] += 1
+        failed[task] += _lanes_solve(lanes, indptr, indices, data, other, other_bias, mu,
+                                     reg, reg_bias, count_reg, count_bias, joint, factors,
+                                     bias, sse, X, G, T, r, S, x)
     return _failures(failed)
 
 
@@ -450,24 +557,25 @@ def normal_equations(indptr, indices, data, other, other_bias, mu, rows, n_tasks
                 out[q] = 0.0
                 continue
             _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r)
-            _pack_lower(G, out[q])
+            _pack_lower(G, K + 2, out[q])
 
 
 @njit(cache=True)
-def _pack_lower(G, packed):
-    """``packed`` = the lower triangle of ``G``, diagonal included, row by row."""
+def _pack_lower(G, n, packed):
+    """``packed`` = the lower triangle of ``G[:n, :n]``, diagonal included, row by row."""
     p = 0
-    for a in range(G.shape[0]):
+    for a in range(n):
         for c in range(a + 1):
             packed[p] = G[a, c]
             p += 1
 
 
 @njit(cache=True)
-def _unpack_lower(packed, G):
-    """The symmetric ``G`` from its packed lower triangle (inverse of :func:`_pack_lower`)."""
+def _unpack_lower(packed, n, G):
+    """The symmetric ``G[:n, :n]`` from its packed lower triangle (inverse of
+    :func:`_pack_lower`)."""
     p = 0
-    for a in range(G.shape[0]):
+    for a in range(n):
         for c in range(a + 1):
             G[a, c] = packed[p]
             G[c, a] = packed[p]
@@ -491,17 +599,17 @@ def solve_normal_equations(
     R = factors.shape[0]
     failed = np.zeros(n_tasks, dtype=np.int64)
     for task in prange(n_tasks):
-        G = np.empty((K + 2, K + 2), dtype=dt)
-        S = np.empty((K + 1, K + 1), dtype=dt)
+        G = system_scratch(K + 1, dt)
+        S = system_scratch(K, dt)
         x = np.empty(K + 1, dtype=dt)
         for r in range(task, R, n_tasks):
             if counts[r] == 0:
                 continue
-            _unpack_lower(stats[r], G)
+            _unpack_lower(stats[r], K + 2, G)
             ok, b = _solve_from_gram(G, counts[r], reg, reg_bias, count_reg, count_bias, joint,
                                      factors[r], S, x)
             if not ok:  # retry Jacobi-scaled, as solve_rows does
-                _unpack_lower(stats[r], G)
+                _unpack_lower(stats[r], K + 2, G)
                 ok, b = _solve_from_gram(G, counts[r], reg, reg_bias, count_reg, count_bias,
                                          joint, factors[r], S, x, True)
             _write_row(ok, b, x, r, factors, bias)

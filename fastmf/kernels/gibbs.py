@@ -15,6 +15,7 @@ the same Cholesky and draws ``theta_i = mean + L^-T z``.
 import numpy as np
 from numba import njit, prange
 
+from fastmf.kernels._cholesky import back_lower
 from fastmf.kernels.als import (
     _FASTMATH,
     _FASTMATH_REDUCE,
@@ -36,7 +37,7 @@ def _sample_from_gram(G, alpha, prior_prec, prior_shift, row_shift, row, z, w, x
     ``x[:D]`` receives ``mean + L^-T z`` with ``D = K + 1``; ``w`` is ``(D,)`` scratch.
     Returns False when ``P`` is not numerically positive definite.
     """
-    D = G.shape[0] - 1
+    D = prior_prec.shape[0]  # K + 1
     for a in range(D):
         for c in range(a + 1):  # the Cholesky reads the lower triangle only
             G[a, c] = alpha * G[a, c] + prior_prec[a, c]
@@ -52,15 +53,11 @@ def _draw(G, D, z, w, x):
     ``h = G[D, :D]``: a draw from ``N(P^-1 h, P^-1)``. ``G`` is overwritten by ``L``."""
     if not _cholesky_solve(G, D, x):
         return False
-    # L^T w = z: w ~ N(0, P^-1) because cov(L^-T z) = (L L^T)^-1.
-    # Column by column, as in _cholesky_solve's back substitution: rows of L, read contiguously.
+    # L^T w = z: w ~ N(0, P^-1) because cov(L^-T z) = (L L^T)^-1. The same back substitution
+    # as _cholesky_solve's, from z in row D (the right-hand side's row, free once solved).
     for i in range(D):
-        w[i] = z[i]
-    for i in range(D - 1, -1, -1):
-        wi = w[i] / G[i, i]
-        w[i] = wi
-        for k in range(i):
-            w[k] -= G[i, k] * wi
+        G[D, i] = z[i]
+    back_lower(G, D, w)
     for i in range(D):
         x[i] += w[i]
     return True
@@ -108,8 +105,8 @@ def sample_rows(
     chunk = _gram_chunk(indptr, order, K)
     for task in prange(n_tasks):
         X, G, T, r = _gram_scratch(chunk, K, dt)
-        w = np.empty(K + 1, dtype=dt)
         x = np.empty(K + 1, dtype=dt)
+        w = np.empty(K + 1, dtype=dt)
         for q in range(task, order.shape[0], n_tasks):
             row = order[q]
             _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r)

@@ -23,6 +23,7 @@ from fastmf.kernels.als import (
     _cg_update,
     _cholesky_solve,
     _failures,
+    system_scratch,
 )
 
 # Ratings per X^T X product (gram_lower): bounded scratch for long rows.
@@ -102,7 +103,7 @@ def implicit_rows(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, 
     for task in prange(n_tasks):
         X = np.zeros((_CHUNK, padded(K)), dtype=dt)
         T = np.zeros((K, padded(K)), dtype=dt)
-        G = np.empty((K + 1, K + 1), dtype=dt)
+        G = system_scratch(K, dt)
         x = np.empty(K + 1, dtype=dt)
         x64 = np.empty(K)
         for q in range(task, order.shape[0], n_tasks):
