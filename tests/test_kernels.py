@@ -11,9 +11,15 @@ from hypothesis import strategies as st
 from fastmf._solver import row_order
 from fastmf.kernels import objective, predict_pairs, solve_rows, solve_rows_cg
 from fastmf.kernels._cholesky import LANE_VECTOR_BYTES, pack_lanes, solve_lanes
-from fastmf.kernels._gram import _ROWS, VECTOR_BYTES, gram_lower, padded
+from fastmf.kernels._gram import _ROWS, VECTOR_BYTES, gram_lower, gram_lower_range, padded
 from fastmf.kernels._pass import gather_stats, rows_pass
-from fastmf.kernels.als import _cholesky_solve, _gram_chunk, system_scratch
+from fastmf.kernels.als import (
+    _cholesky_solve,
+    _gather_gram,
+    _gram_chunk,
+    _gram_scratch,
+    system_scratch,
+)
 
 RTOL = {np.float32: 2e-3, np.float64: 1e-9}
 NO_SSE = np.empty(0)
@@ -404,8 +410,9 @@ def test_rows_pass_matches_the_definition(dtype, K, m):
 
 
 @numba.njit
-def _gather_stats_jit(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr):
-    return gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr)
+def _gather_stats_jit(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0=0,
+                      resume=False):
+    return gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, resume)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -440,6 +447,58 @@ def test_gather_stats_matches_the_definition(dtype, K, m):
     assert srr == pytest.approx(2.0 + want_r @ want_r, rel=tol, abs=tol * max(m, 1))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K", [3, 32, 33])
+def test_gather_stats_in_two_calls_gives_the_bits_of_one(dtype, K):
+    """A row gathered in two pieces, the second written at row ``t0`` of X and resuming the
+    sums in T: the same block, residuals and sums, bit for bit, as one call."""
+    rng = np.random.default_rng(K)
+    m, cut = 150, 61
+    other, idx, data, bias = _listed_rows(rng, 40, K, m, np.int32, dtype)
+    Kp = padded(K)
+    X1, X2 = np.zeros((m, Kp), dtype), np.zeros((m, Kp), dtype)
+    T1, T2 = np.zeros((K + 2, Kp), dtype), np.full((K + 2, Kp), 7.0, dtype)
+    r1, r2 = np.zeros(m, dtype), np.zeros(m, dtype)
+    one = _gather_stats_jit(other, idx, 0, m, data, bias, dtype(0.5), X1, T1, r1, dtype(1),
+                            dtype(2))
+    sr, srr = _gather_stats_jit(other, idx, 0, cut, data, bias, dtype(0.5), X2, T2, r2,
+                                dtype(1), dtype(2))
+    two = _gather_stats_jit(other, idx, cut, m - cut, data, bias, dtype(0.5), X2, T2, r2, sr,
+                            srr, cut, True)
+    assert one == two
+    np.testing.assert_array_equal(X1, X2)
+    np.testing.assert_array_equal(r1, r2)
+    np.testing.assert_array_equal(T1[K:, :K], T2[K:, :K])  # the first call overwrote the 7s
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K", [5, 32])
+@pytest.mark.parametrize("chunk", [70, 5000])
+def test_gather_gram_in_l1_pieces_gives_the_bits_of_keeping_the_row(dtype, K, chunk):
+    """Where the caller does not need the row gathered afterwards, its pieces all go to the
+    first rows of the scratch (which stays in L1): the row's statistics are those of the
+    gather that keeps it, bit for bit, for rows of one piece, several pieces and (chunk 70)
+    several chunks."""
+    rng = np.random.default_rng(K)
+    n = 1500
+    other, idx, data, bias = _listed_rows(rng, 60, K, n, np.int32, dtype)
+    indptr = np.array([0, 1, 40, 700, n], np.int64)
+    got = {}
+    for keep in (True, False):
+        X, G, T, r = _gram_scratch(chunk, K, np.dtype(dtype))
+        for row in range(4):
+            G[:] = 0
+            _gather_gram(indptr, idx, data, other, bias, dtype(0.3), row, X, G, T, r, keep)
+            got[keep, row] = G[:K + 2, :K + 2][np.tril_indices(K + 2)].copy()
+    for row in range(4):
+        np.testing.assert_array_equal(got[True, row], got[False, row])
+
+
+@numba.njit
+def _gram_lower_range_jit(X, t0, t1, K, T, resume):
+    gram_lower_range(X, t0, t1, K, T, resume)
+
+
 @numba.njit(fastmath={"contract"})
 def _sequential_fma_gram(X, m, K):
     """Each ``X^T X`` entry as one fused multiply-add per rating, in the order of ``t``."""
@@ -465,7 +524,14 @@ def test_gram_lower_in_pieces_gives_the_bits_of_one_pass(dtype, K, m):
     T = np.zeros((K + 2, padded(K)), dtype)
     _gram_lower_jit(X, m, K, T)
     low = np.tril_indices(K)
-    np.testing.assert_array_equal(T[:K, :K][low], _sequential_fma_gram(X, m, K)[low])
+    want = _sequential_fma_gram(X, m, K)[low]
+    np.testing.assert_array_equal(T[:K, :K][low], want)
+    # the same in caller-chosen ranges, each resuming the sums the previous one stored
+    T[:] = 0
+    cuts = [0, m // 3, m // 3 + 1, m]
+    for i, (t0, t1) in enumerate(zip(cuts, cuts[1:])):
+        _gram_lower_range_jit(X, t0, t1, K, T, i > 0)
+    np.testing.assert_array_equal(T[:K, :K][low], want)
 
 
 @settings(max_examples=60, deadline=None)

@@ -61,6 +61,13 @@ _PIECE_MIN = 64
 
 
 @njit(cache=True)
+def piece_rows(X):
+    """Rows of ``X`` per L1-sized piece (:data:`_PIECE_BYTES`, at least :data:`_PIECE_MIN`),
+    as :func:`gram_lower` streams a long product."""
+    return max(_PIECE_MIN, _PIECE_BYTES // (X.shape[1] * X.itemsize))
+
+
+@njit(cache=True)
 def padded(K):
     """Columns of a gather scratch for ``K`` factors: ``K`` rounded up to :data:`LANES`."""
     return -(-K // LANES) * LANES
@@ -79,17 +86,31 @@ def gram_lower(X, m, K, T):
     T[:K, :K] = Xm.T @ Xm
 
 
+def gram_lower_range(X, t0, t1, K, T, resume):
+    """:func:`gram_lower` over rows ``t0 .. t1 - 1`` of ``X``: with ``resume``, the sums are
+    continued from what ``T`` holds (a previous range's, stored by this function), bit for
+    bit as if both ranges were one call; else they start at zero. A row gathered piece by
+    piece (:func:`fastmf.kernels._pass.gather_stats`) takes each piece's product while the
+    piece is still in L1."""
+    Xm = X[t0:t1, :K]
+    if resume:
+        T[:K, :K] += Xm.T @ Xm
+    else:
+        T[:K, :K] = Xm.T @ Xm
+
+
 @intrinsic
-def _gram_lower(typingctx, X, m, K, T):
+def _gram_lower(typingctx, X, t0, t1, K, T, resume):
     if not (isinstance(X, types.Array) and isinstance(T, types.Array) and X.ndim == T.ndim == 2
             and X.layout == T.layout == "C" and X.dtype == T.dtype
             and X.dtype in (types.float32, types.float64)
-            and isinstance(m, types.Integer) and isinstance(K, types.Integer)):
+            and isinstance(t0, types.Integer) and isinstance(t1, types.Integer)
+            and isinstance(K, types.Integer) and isinstance(resume, types.Boolean)):
         return None
     dt = X.dtype
 
     def codegen(context, builder, signature, args):
-        xty, mty, kty, tty = signature.args
+        xty, t0ty, mty, kty, tty, _ = signature.args
         fty = context.get_value_type(dt)
         size = dt.bitwidth // 8
         W = VECTOR_BYTES // size
@@ -101,9 +122,10 @@ def _gram_lower(typingctx, X, m, K, T):
             return ir.Constant(intp, v)
 
         xa = context.make_array(xty)(context, builder, args[0])
-        ta = context.make_array(tty)(context, builder, args[3])
-        m_ = context.cast(builder, args[1], mty, types.intp)
-        k_ = context.cast(builder, args[2], kty, types.intp)
+        ta = context.make_array(tty)(context, builder, args[4])
+        start = context.cast(builder, args[1], t0ty, types.intp)
+        end = context.cast(builder, args[2], mty, types.intp)
+        k_ = context.cast(builder, args[3], kty, types.intp)
         fma = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(vecty, [vecty] * 3),
             f"llvm.fma.v{W}{'f32' if size == 4 else 'f64'}")
@@ -190,26 +212,40 @@ def _gram_lower(typingctx, X, m, K, T):
                 vector_pass(first, builder.mul(builder.sub(n_vectors, const(1)), const(W)),
                             t0, t1, resume, n_half)
 
-        # Pieces of ``tb`` ratings: the first starts the sums (a row that fits it, m = 0
-        # included, is one pass), the others continue them.
+        # Pieces of ``tb`` ratings: the first starts the sums (a range that fits it, an
+        # empty one included, is one pass) unless ``resume``, the others continue them.
         tb = builder.udiv(const(_PIECE_BYTES), builder.mul(xstride, const(size)))
         tb = builder.select(builder.icmp_signed(">", tb, const(_PIECE_MIN)), tb,
                             const(_PIECE_MIN))
-        blocks(const(0), builder.select(builder.icmp_signed("<", m_, tb), m_, tb), False)
+        m_ = builder.sub(end, start)
+        first_end = builder.add(start, builder.select(builder.icmp_signed("<", m_, tb), m_, tb))
+        with builder.if_else(args[5]) as (then, otherwise):
+            with then:
+                blocks(start, first_end, True)
+            with otherwise:
+                blocks(start, first_end, False)
         n_pieces = builder.udiv(builder.add(m_, builder.sub(tb, const(1))), tb)
         with cgutils.for_range(builder, n_pieces, start=const(1)) as piece:
-            t0 = builder.mul(piece.index, tb)
+            t0 = builder.add(start, builder.mul(piece.index, tb))
             t1 = builder.add(t0, tb)
-            blocks(t0, builder.select(builder.icmp_signed("<", t1, m_), t1, m_), True)
+            blocks(t0, builder.select(builder.icmp_signed("<", t1, end), t1, end), True)
         return context.get_dummy_value()
 
-    return types.void(X, m, K, T), codegen
+    return types.void(X, t0, t1, K, T, resume), codegen
 
 
 @overload(gram_lower, inline="always")
 def _gram_lower_impl(X, m, K, T):
     def impl(X, m, K, T):
-        _gram_lower(X, m, K, T)
+        _gram_lower(X, 0, m, K, T, False)
+
+    return impl
+
+
+@overload(gram_lower_range, inline="always")
+def _gram_lower_range_impl(X, t0, t1, K, T, resume):
+    def impl(X, t0, t1, K, T, resume):
+        _gram_lower(X, t0, t1, K, T, resume)
 
     return impl
 

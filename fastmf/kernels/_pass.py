@@ -459,32 +459,37 @@ def _rows_pass_impl(other, idx, lo, m, data, bias, offset, v, q, out, vb, residu
     return impl
 
 
-def gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr):
+def gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, resume):
     """Gather ratings ``lo .. lo + m - 1`` for a Gram product, with their first moments.
 
-    For each rating ``t`` with ``j = idx[lo + t]``: ``X[t, :K] = other[j]`` (``X[t, K:]`` zero),
-    ``r[t] = r_t = (data[lo + t] - offset) - bias[j]``. Then ``T[K, :K] = sum_t X[t]``,
-    ``T[K + 1, :K] = sum_t r_t X[t]`` (``T[K:K+2, K:]`` zero), and the return value is
-    ``(sr + sum_t r_t, srr + sum_t r_t^2)``. Every sum runs over ``t`` in order, one fused
-    multiply-add or add per rating, as the scalar loop it replaces did.
+    For each rating ``t`` with ``j = idx[lo + t]``: ``X[t0 + t, :K] = other[j]`` (``X[t0 + t,
+    K:]`` zero), ``r[t0 + t] = r_t = (data[lo + t] - offset) - bias[j]``. Then ``T[K, :K] =
+    sum_t X[t0 + t]``, ``T[K + 1, :K] = sum_t r_t X[t0 + t]`` (``T[K:K+2, K:]`` zero), and the
+    return value is ``(sr + sum_t r_t, srr + sum_t r_t^2)``. Every sum runs over ``t`` in
+    order, one fused multiply-add or add per rating, as the scalar loop it replaces did. With
+    ``resume`` the two rows of ``T`` are continued from what they hold (a previous call's
+    sums) instead of starting at zero, so a row gathered in pieces has the sums of one call,
+    bit for bit.
 
     ``X`` and ``T`` are C-contiguous with ``padded(K)`` columns.
     """
     K = other.shape[1]
     j = idx[lo:lo + m]
     rows = other[j]
-    X[:m, :K] = rows
-    X[:m, K:] = 0
+    X[t0:t0 + m, :K] = rows
+    X[t0:t0 + m, K:] = 0
     rt = (data[lo:lo + m] - offset) - bias[j]
-    r[:m] = rt
-    T[K:K + 2] = 0
-    T[K, :K] = rows.sum(axis=0)
-    T[K + 1, :K] = rt @ rows
+    r[t0:t0 + m] = rt
+    if not resume:
+        T[K:K + 2] = 0
+    T[K, :K] += rows.sum(axis=0)
+    T[K + 1, :K] += rt @ rows
     return sr + rt.sum(), srr + rt @ rt
 
 
 @intrinsic
-def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr, srr):
+def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0,
+                  resume):
     if not (isinstance(other, types.Array) and other.ndim == 2 and other.layout == "C"
             and other.dtype in (types.float32, types.float64)
             and all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype == other.dtype
@@ -493,14 +498,16 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
                     and a.dtype == other.dtype for a in (X, T))
             and isinstance(idx, types.Array) and idx.ndim == 1
             and isinstance(idx.dtype, types.Integer)
-            and isinstance(lo, types.Integer) and isinstance(m, types.Integer)):
+            and isinstance(lo, types.Integer) and isinstance(m, types.Integer)
+            and isinstance(t0, types.Integer) and isinstance(resume, types.Boolean)):
         return None
     dt = other.dtype
-    sig = types.UniTuple(dt, 2)(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr)
+    sig = types.UniTuple(dt, 2)(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0,
+                                resume)
 
     def codegen(context, builder, signature, args):
-        oth_t, idx_t, lo_t, m_t, data_t, bias_t, off_t, x_t, t_t, r_t, sr_t, srr_t = \
-            signature.args
+        (oth_t, idx_t, lo_t, m_t, data_t, bias_t, off_t, x_t, t_t, r_t, sr_t, srr_t, t0_t,
+         _) = signature.args
         tk = _IR(context, builder, dt)
         const, W, size = tk.const, tk.W, tk.size
         oa, obase = tk.array(oth_t, args[0])
@@ -513,6 +520,8 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
         xa, xptr = tk.array(x_t, args[7])
         ta, tptr = tk.array(t_t, args[8])
         _, rptr = tk.array(r_t, args[9])
+        t0_ = context.cast(builder, args[12], t0_t, types.intp)
+        resume = args[13]
         k_ = cgutils.unpack_tuple(builder, oa.shape, 2)[1]
         ostride = builder.udiv(cgutils.unpack_tuple(builder, oa.strides, 2)[0], const(size))
         xstride = builder.udiv(cgutils.unpack_tuple(builder, xa.strides, 2)[0], const(size))
@@ -522,6 +531,8 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
         zero_w = ir.Constant(tk.vec, None)
         t_sum = builder.gep(tptr, [builder.mul(k_, tstride)])  # T[K]
         t_rsum = builder.gep(t_sum, [tstride])  # T[K + 1]
+        xptr = builder.gep(xptr, [builder.mul(t0_, xstride)])  # X[t0]
+        rptr = builder.gep(rptr, [t0_])  # r[t0]
         sr_slot = cgutils.alloca_once_value(builder, context.cast(builder, args[10], sr_t, dt))
         srr_slot = cgutils.alloca_once_value(builder, context.cast(builder, args[11], srr_t, dt))
 
@@ -536,11 +547,16 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
                 acc = [[cgutils.alloca_once_value(builder, zero_w) for _ in range(n_vec)]
                        for _ in range(2)]
                 last = tk.mask_below(const((n_vec - 1) * W), k_) if masked else None
+                with builder.if_then(resume):
+                    for k in range(n_vec):
+                        builder.store(tk.load_vec(t_sum, tk.vec, const(k * W)), acc[0][k])
+                        builder.store(tk.load_vec(t_rsum, tk.vec, const(k * W)), acc[1][k])
             else:
-                with cgutils.for_range(builder, nv) as loop:
-                    col = builder.mul(loop.index, const(W))
-                    tk.store_vec(zero_w, t_sum, col)
-                    tk.store_vec(zero_w, t_rsum, col)
+                with builder.if_then(builder.not_(resume)):
+                    with cgutils.for_range(builder, nv) as loop:
+                        col = builder.mul(loop.index, const(W))
+                        tk.store_vec(zero_w, t_sum, col)
+                        tk.store_vec(zero_w, t_rsum, col)
             with cgutils.for_range(builder, m_) as loop:
                 t = loop.index
                 at = builder.add(lo_, t)
@@ -587,8 +603,9 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
 
 
 @overload(gather_stats, inline="always")
-def _gather_stats_impl(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr):
-    def impl(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr):
-        return _gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr)
+def _gather_stats_impl(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, resume):
+    def impl(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, resume):
+        return _gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0,
+                             resume)
 
     return impl

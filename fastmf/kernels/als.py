@@ -24,7 +24,7 @@ from fastmf.kernels._cholesky import (
     rank2_lower,
     solve_lanes,
 )
-from fastmf.kernels._gram import gram_lower, padded
+from fastmf.kernels._gram import gram_lower, gram_lower_range, padded, piece_rows
 from fastmf.kernels._pass import gather_stats, rows_pass
 from fastmf.kernels.objective import _row_sse
 
@@ -152,8 +152,30 @@ def _cholesky_solve_scaled(G, D, x):
     return ok
 
 
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _gather_chunk(other, indices, lo, m, data, other_bias, offset, X, T, r, sr, srr, keep):
+    """Gather ratings ``lo .. lo + m - 1`` and sum their statistics into ``T`` (as one
+    :func:`gather_stats` and one :func:`gram_lower` would), :data:`_PIECE` ratings at a
+    time: each piece's Gram product is taken while the piece is in L1, and with ``keep``
+    False every piece is gathered into the first rows of ``X``, which then stay in L1 (the
+    caller does not need the chunk gathered afterwards). The sums run over the ratings in
+    the same order either way, bit for bit. Returns ``(sr, srr)`` continued."""
+    K = other.shape[1]
+    P = m if keep else piece_rows(X)
+    first = min(P, m)  # the first piece starts the sums (m = 0 included: zeros)
+    sr, srr = gather_stats(other, indices, lo, first, data, other_bias, offset, X, T, r, sr,
+                           srr, 0, False)
+    gram_lower(X, first, K, T)
+    for p0 in range(first, m, P):  # the next pieces go where the first was, and continue
+        p1 = min(p0 + P, m)
+        sr, srr = gather_stats(other, indices, lo + p0, p1 - p0, data, other_bias, offset, X,
+                               T, r, sr, srr, 0, True)
+        gram_lower_range(X, 0, p1 - p0, K, T, True)
+    return sr, srr
+
+
 @njit(cache=True, fastmath=_FASTMATH)
-def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T, r):
+def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T, r, keep):
     """The row's statistics in the lower triangle of ``G[:K+2, :K+2]``, with
     ``r' = A_ij - offset - c_j`` for each rating: ``G[:K, :K] = sum v v^T``, ``G[K, :K] =
     sum v``, ``G[K, K] = n``, ``G[K+1, :K] = sum r' v``, ``G[K+1, K] = sum r'``,
@@ -161,11 +183,12 @@ def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T,
     the diagonal are written too, and the columns past ``K + 2``.
 
     The factors ``X[t] = v_j`` are gathered ``X.shape[0]`` ratings at a time and the lower
-    triangle of ``X^T X`` is one :func:`gram_lower` per chunk; the bias and rating columns are
-    summed while gathering, and ``r[t] = r'`` is kept beside ``X[t]`` (for
-    :func:`_residual_sse`). A row that fits one chunk writes ``G`` directly; a longer one sums
-    its chunks' statistics from ``T``. ``X``, ``G``, ``T`` and ``r`` come from
-    :func:`_gram_scratch` (columns padded to the vector width, ``X``'s padding zero).
+    triangle of ``X^T X`` is summed per chunk (:func:`_gather_chunk`); the bias and rating
+    columns are summed while gathering. With ``keep``, ``r[t] = r'`` is kept beside ``X[t]``
+    for the row's first chunk (for :func:`_residual_sse`); without, ``X`` and ``r`` are
+    scratch. A row that fits one chunk writes ``G`` directly; a longer one sums its chunks'
+    statistics from ``T``. ``X``, ``G``, ``T`` and ``r`` come from :func:`_gram_scratch`
+    (columns padded to the vector width, ``X``'s padding zero).
     """
     K = other.shape[1]
     start = indptr[row]
@@ -175,18 +198,16 @@ def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T,
     sr = zero
     srr = zero
     if n <= CH:  # one chunk: the statistics go straight into G (no copy from T)
-        sr, srr = gather_stats(other, indices, start, n, data, other_bias, offset, X, G, r,
-                               sr, srr)
-        gram_lower(X, n, K, G)
+        sr, srr = _gather_chunk(other, indices, start, n, data, other_bias, offset, X, G, r,
+                                sr, srr, keep)
         G[K, K] = n
         G[K + 1, K] = sr
         G[K + 1, K + 1] = srr
         return
     for lo in range(start, start + n, CH):
         m = min(CH, start + n - lo)
-        sr, srr = gather_stats(other, indices, lo, m, data, other_bias, offset, X, T, r, sr,
-                               srr)
-        gram_lower(X, m, K, T)
+        sr, srr = _gather_chunk(other, indices, lo, m, data, other_bias, offset, X, T, r, sr,
+                                srr, keep)
         first = lo == start  # rows longer than the scratch: accumulate chunk by chunk
         for a in range(K):
             for c in range(a + 1):
@@ -390,9 +411,10 @@ def _lane_add(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_bias
     n = indptr[row + 1] - indptr[row]
     if Xs.shape[1] > 0:  # kept for the objective
         _gather_gram(indptr, indices, data, other, other_bias, mu, row, Xs[lane], Gs[lane],
-                     T, rs[lane])
+                     T, rs[lane], True)
     else:
-        _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, Gs[lane], T, r)
+        _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, Gs[lane], T, r,
+                     False)
     A, D, b = _row_system(Gs[lane], n, reg, reg_bias, count_reg, count_bias, joint,
                           factors[row], Ss[lane])
     biggest = A.dtype.type(0.0)
@@ -426,7 +448,7 @@ def _lanes_solve(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_b
         row = rows[lane]
         n = indptr[row + 1] - indptr[row]
         if (bad >> lane) & 1:
-            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r)
+            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r, False)
             ok, b = _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint,
                                      factors[row], S, x, True)
         else:
@@ -518,11 +540,12 @@ def solve_rows(
                                                  count_bias, joint, factors, bias, sse, X, G,
                                                  T, r, S, x)
                 continue
-            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r)
+            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r, True)
             ok, b = _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint,
                                      factors[row], S, x)
             if not ok:  # retry Jacobi-scaled (the plain pass keeps the common case's bits)
-                _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r)
+                _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r,
+                             True)
                 ok, b = _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint,
                                          factors[row], S, x, True)
             _write_row(ok, b, x, row, factors, bias)
@@ -563,7 +586,7 @@ def normal_equations(indptr, indices, data, other, other_bias, mu, rows, n_tasks
             if indptr[row + 1] == indptr[row]:
                 out[q] = 0.0
                 continue
-            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r)
+            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r, False)
             _pack_lower(G, K + 2, out[q])
 
 

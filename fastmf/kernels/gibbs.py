@@ -109,7 +109,7 @@ def sample_rows(
         w = np.empty(K + 1, dtype=dt)
         for q in range(task, order.shape[0], n_tasks):
             row = order[q]
-            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r)
+            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r, False)
             ok = _sample_from_gram(G, alpha, prior_prec, prior_shift, row_shift, row, noise[q],
                                    w, x)
             _write_row(ok, x[K], x, row, factors, bias)
