@@ -154,14 +154,16 @@ def _cholesky_solve_scaled(G, D, x):
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
 def _gather_chunk(other, indices, lo, m, data, other_bias, offset, X, T, r, sr, srr, keep):
-    """Gather ratings ``lo .. lo + m - 1`` and sum their statistics into ``T`` (as one
-    :func:`gather_stats` and one :func:`gram_lower` would), :data:`_PIECE` ratings at a
-    time: each piece's Gram product is taken while the piece is in L1, and with ``keep``
-    False every piece is gathered into the first rows of ``X``, which then stay in L1 (the
-    caller does not need the chunk gathered afterwards). The sums run over the ratings in
-    the same order either way, bit for bit. Returns ``(sr, srr)`` continued."""
+    """Gather ratings ``lo .. lo + m - 1`` and sum their statistics into ``T``, as one
+    :func:`gather_stats` and one :func:`gram_lower` would.
+
+    With ``keep`` that is what it does: ``X[:m]`` and ``r[:m]`` hold the chunk afterwards.
+    Without, the chunk goes :func:`fastmf.kernels._gram.piece_rows` ratings at a time to the
+    first rows of ``X``, each piece's Gram product taken while the piece is in L1, the sums
+    resumed from ``T``: ``X`` then never leaves L1. The sums run over the ratings in the same
+    order either way, bit for bit. Returns ``(sr, srr)`` continued."""
     K = other.shape[1]
-    P = m if keep else piece_rows(X)
+    P = max(m, 1) if keep else piece_rows(X)
     first = min(P, m)  # the first piece starts the sums (m = 0 included: zeros)
     sr, srr = gather_stats(other, indices, lo, first, data, other_bias, offset, X, T, r, sr,
                            srr, 0, False)
