@@ -686,3 +686,31 @@ def test_summed_block_statistics_solve_like_solve_rows(small, config):
                                   got_c) == 0
     np.testing.assert_allclose(got_V, want_V, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(got_c, want_c, rtol=1e-10, atol=1e-13)
+
+
+
+def test_no_helper_returns_an_array():
+    """The per-row helpers run without numba's reference counting (fastmf.kernels._jit). An
+    array one of them returned to a counting caller would be released once too often and
+    freed while in use (heap corruption, seen with ``_row_system``): after a fit of every
+    model, no compiled helper's return type holds an array."""
+    from fastmf import _registry
+    from fastmf.datasets import make_movielens_like
+    from fastmf.kernels._jit import HELPERS
+
+    data = make_movielens_like("100k", random_state=0, n_ratings=20000)[0]
+    for cls in _registry.estimators():
+        for solver in ("cholesky", "cg") if "solver" in cls().get_params() else (None,):
+            kw = {"solver": solver} if solver else {}
+            cls(n_iter=1, random_state=0, **kw).fit(data) if "n_iter" in cls().get_params() \
+                else cls(random_state=0, **kw).fit(data)
+
+    def arrays_in(ty):
+        if isinstance(ty, numba.types.Array):
+            return True
+        return isinstance(ty, numba.types.BaseTuple) and any(arrays_in(t) for t in ty.types)
+
+    compiled = [(f.py_func.__name__, res.signature.return_type)
+                for f in HELPERS for res in f.overloads.values()]
+    assert len({name for name, _ in compiled}) >= 15  # the models' fits ran the helpers
+    assert [(name, ty) for name, ty in compiled if arrays_in(ty)] == []

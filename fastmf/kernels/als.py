@@ -25,6 +25,7 @@ from fastmf.kernels._cholesky import (
     solve_lanes,
 )
 from fastmf.kernels._gram import gram_lower, gram_lower_range, padded, piece_rows
+from fastmf.kernels._jit import helper
 from fastmf.kernels._pass import gather_stats, rows_pass
 from fastmf.kernels.objective import _row_sse
 
@@ -46,7 +47,7 @@ _GRAM_BYTES = 1 << 19
 _CG_RESIDENT = 1 << 15
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@helper(fastmath=_FASTMATH)
 def _cholesky_solve(G, D, x, tol_factor=1.0):
     """Solve the SPD system ``G[:D, :D] x = G[D, :D]`` in place (lower triangle read).
 
@@ -123,7 +124,7 @@ def system_scratch(D, dt):
     return np.zeros((D + 4, padded(D + 1)), dtype=dt)
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@helper(fastmath=_FASTMATH)
 def _cholesky_solve_scaled(G, D, x):
     """:func:`_cholesky_solve` of the Jacobi-scaled system ``(S G S) y = S rhs``, ``x = S y``
     with ``S = diag(G)^-1/2``: every diagonal entry becomes 1, so coordinates of very
@@ -176,7 +177,7 @@ def _gather_chunk(other, indices, lo, m, data, other_bias, offset, X, T, r, sr, 
     return sr, srr
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@helper(fastmath=_FASTMATH)
 def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T, r, keep):
     """The row's statistics in the lower triangle of ``G[:K+2, :K+2]``, with
     ``r' = A_ij - offset - c_j`` for each rating: ``G[:K, :K] = sum v v^T``, ``G[K, :K] =
@@ -222,7 +223,8 @@ def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T,
     G[K + 1, K + 1] = srr
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+# Inlined: it returns one of its arrays, which a helper (no reference counting) must not.
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
 def _row_system(G, n, reg, reg_bias, count_reg, count_bias, joint, current, S):
     """The row's normal equations from its ``(K+2)^2`` statistics ``G`` (see _gather_gram).
 
@@ -256,7 +258,7 @@ def _row_system(G, n, reg, reg_bias, count_reg, count_bias, joint, current, S):
     return S, K, b
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@helper(fastmath=_FASTMATH)
 def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current, S, x,
                      scaled=False):
     """Exact block update of one row from its statistics ``G``: :func:`_row_system`, then
@@ -284,7 +286,7 @@ def _gram_scratch(chunk, K, dt):
             np.zeros((K + 2, Kp), dtype=dt), np.empty(chunk, dtype=dt))
 
 
-@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+@helper(fastmath=_FASTMATH_REDUCE)
 def _residual_sse(X, r, m, K, x, b):
     """``sum_t (r_t - b - X[t, :K] . x[:K])^2`` over the first ``m`` gathered ratings.
 
@@ -323,7 +325,7 @@ def _residual_sse(X, r, m, K, x, b):
     return s
 
 
-@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+@helper(fastmath=_FASTMATH_REDUCE)
 def _moved_sse(e, w, m, alpha):
     """``sum_t (e_t - alpha w_t)^2`` in float64 (each difference in ``e``'s dtype): the sum
     of squares of a residual ``e`` that CG kept, moved by its last step ``alpha Z p``."""
@@ -361,7 +363,7 @@ def _failures(failed):
     return failed.sum()
 
 
-@njit(cache=True)
+@helper()
 def _write_row(ok, b, x, row, factors, bias):
     """Store a solved row, or NaN when its system was not positive definite."""
     K = factors.shape[1]
@@ -403,7 +405,7 @@ def _lanes_scratch(D, W, K, slot, dt):
             np.empty(W, dtype=np.int64), np.empty(W, dtype=dt), np.zeros(1, dtype=np.int64))
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@helper(fastmath=_FASTMATH)
 def _lane_add(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg,
               count_bias, joint, row, factors, X, T, r):
     """Gather ``row`` and form its system (:func:`_row_system`) in the next slot, with its
@@ -429,7 +431,7 @@ def _lane_add(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_bias
     return lane + 1 == B.shape[1]
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@helper(fastmath=_FASTMATH)
 def _lanes_solve(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_bias,
                  count_reg, count_bias, joint, factors, bias, sse, X, G, T, r, S, x):
     """Solve the batch's systems (:func:`fastmf.kernels._cholesky.solve_lanes`) and write
@@ -592,7 +594,7 @@ def normal_equations(indptr, indices, data, other, other_bias, mu, rows, n_tasks
             _pack_lower(G, K + 2, out[q])
 
 
-@njit(cache=True)
+@helper()
 def _pack_lower(G, n, packed):
     """``packed`` = the lower triangle of ``G[:n, :n]``, diagonal included, row by row."""
     p = 0
@@ -602,7 +604,7 @@ def _pack_lower(G, n, packed):
             p += 1
 
 
-@njit(cache=True)
+@helper()
 def _unpack_lower(packed, n, G):
     """The symmetric ``G[:n, :n]`` from its packed lower triangle (inverse of
     :func:`_pack_lower`)."""
@@ -691,7 +693,7 @@ def _normal_pass(indptr, indices, data, other, other_bias, offset, joint, row, v
     return zero
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@helper(fastmath=_FASTMATH)
 def _dot(a, b, D):
     """``sum_{k < D} a[k] b[k]`` as four interleaved partial sums, in a fixed order.
 
@@ -717,7 +719,7 @@ def _dot(a, b, D):
     return (s0 + s1) + (s2 + s3)
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@helper(fastmath=_FASTMATH)
 def _cg_update(x, res, p, Ap, D, rs_old):
     """One conjugate-gradient step given ``Ap = A p`` (first ``D`` entries): ``x += alpha p``,
     ``res -= alpha Ap``, ``p = res + beta p``. Returns ``(ok, |res|^2, alpha)``; ``ok`` is
@@ -738,7 +740,7 @@ def _cg_update(x, res, p, Ap, D, rs_old):
     return True, rs_new, alpha
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@helper(fastmath=_FASTMATH)
 def _cg_last_step(x, p, pAp, D, rs_old):
     """The last CG step given only the curvature ``pAp = p^T A p``: ``x += alpha p``. Its
     residual and next direction would be discarded, so ``A p`` is never formed. Returns

@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastmf.kernels._cholesky import back_lower
+from fastmf.kernels._jit import helper
 from fastmf.kernels.als import (
     _FASTMATH,
     _FASTMATH_REDUCE,
@@ -28,7 +29,7 @@ from fastmf.kernels.als import (
 )
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@helper(fastmath=_FASTMATH)
 def _sample_from_gram(G, alpha, prior_prec, prior_shift, row_shift, row, z, w, x):
     """Draw ``[u; b]`` from the row's conditional given its statistics ``G`` (overwritten).
 
@@ -47,7 +48,7 @@ def _sample_from_gram(G, alpha, prior_prec, prior_shift, row_shift, row, z, w, x
     return _draw(G, D, z, w, x)
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@helper(fastmath=_FASTMATH)
 def _draw(G, D, z, w, x):
     """``x[:D] = P^-1 h + L^-T z`` for ``P = G[:D, :D]`` (lower triangle read) and
     ``h = G[D, :D]``: a draw from ``N(P^-1 h, P^-1)``. ``G`` is overwritten by ``L``."""
@@ -175,7 +176,7 @@ def _coordinate_statistics(indptr, indices, resid, scale, col, prev, delta, g, h
         h[i] = scale[i] * scale[i] * hi
 
 
-@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+@helper(fastmath=_FASTMATH_REDUCE)
 def _dot_except(prior_prec, Y, a, k):
     """``sum_{c != a} prior_prec[a, c] Y[k, c]``, reassociated (it stores nothing)."""
     s = Y.dtype.type(0.0)
@@ -186,7 +187,7 @@ def _dot_except(prior_prec, Y, a, k):
     return s
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@helper(fastmath=_FASTMATH)
 def _scan_coordinate(a, inc_ptr, inc_idx, g, h, alpha, prior_prec, prior_shift, noise, Y,
                      moved):
     """Draw ``Y[k, a]`` for ``k = 0, 1, ...`` in turn, each from its exact conditional, and

@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastmf.kernels._gram import gram_lower, padded
+from fastmf.kernels._jit import helper
 from fastmf.kernels._prefetch import DISTANCE, prefetch_row
 from fastmf.kernels.als import (
     _FASTMATH,
@@ -32,7 +33,7 @@ _CHUNK = 256
 _LOSS_TASKS = 64
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@helper(fastmath=_FASTMATH)
 def _implicit_system(indptr, indices, conf, pref, other, YtY, reg, row, X, T, G):
     """``G[:K, :K] = Y^T Y + reg I + sum (c - 1) y y^T`` (lower triangle) and ``G[K, :K] =
     sum c p y``. ``X (CH, Kp)`` and ``T (K, Kp)`` are scratch with ``Kp = padded(K)`` columns,
@@ -123,7 +124,7 @@ def implicit_rows(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, 
     return _failures(failed)
 
 
-@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+@helper(fastmath=_FASTMATH_REDUCE)
 def _apply(indptr, indices, conf, pref, other, gathered, YtY, reg, row, v, residual,
            curvature, out, q):
     """``out = A v`` with ``A = Y^T Y + reg I + sum (c - 1) y y^T``, without forming the
@@ -221,7 +222,7 @@ def _apply(indptr, indices, conf, pref, other, gathered, YtY, reg, row, v, resid
     return total
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@helper(fastmath=_FASTMATH)
 def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors, X, x, r,
             p, Ap, s, w, want_obs, x64):
     """``cg_steps`` conjugate-gradient steps on one row's system, warm-started. A row that
@@ -281,7 +282,7 @@ def _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row, factors
     return True, _row_loss(indptr, indices, conf, pref, factors, other, row, x64)
 
 
-@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+@helper(fastmath=_FASTMATH_REDUCE)
 def _moved_obs(conf, pref, start, s, w, n, alpha):
     """``sum_t [c (p - s'_t)^2 - s'_t^2]`` in float64 with ``s' = s + alpha w`` (each in
     ``s``'s dtype): the observed-pairs term of a row whose scores CG kept, moved by its last
@@ -333,7 +334,7 @@ def implicit_rows_cg(indptr, indices, conf, pref, other, YtY, reg, order, n_task
     return _failures(failed)
 
 
-@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+@helper(fastmath=_FASTMATH_REDUCE)
 def _row_loss(indptr, indices, conf, pref, U, V, u, x):
     """Row ``u``'s share ``sum_i [c (p - s)^2 - s^2]``, ``s = x_u . y_i``, in float64; ``x``
     is float64 ``(K,)`` scratch for ``x_u``, converted once. Four items at a time: four

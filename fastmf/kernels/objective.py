@@ -3,8 +3,10 @@
 import numpy as np
 from numba import njit, prange
 
+from fastmf.kernels._jit import helper
 
-@njit(cache=True)
+
+@helper()
 def _penalty(factors, bias, row, n, reg, reg_bias, count_reg, count_bias):
     """``lam |u|^2 + lam_b b^2`` of one row, in float64."""
     sq = 0.0
@@ -21,7 +23,7 @@ def _penalty(factors, bias, row, n, reg, reg_bias, count_reg, count_bias):
 _TASKS = 64
 
 
-@njit(cache=True, fastmath={"contract", "reassoc"})
+@helper(fastmath={"contract", "reassoc"})
 def _row_sse(indptr, indices, data, U, b, V, c, mu, i, u):
     """``sum_j (A_ij - mu - b_i - c_j - u_i.v_j)^2`` of row ``i`` in float64; ``u`` is
     float64 ``(K,)`` scratch for ``u_i``.

@@ -11,10 +11,11 @@ depend on the number of threads (P is fixed, not the thread count). See docs/des
 import numpy as np
 from numba import njit, prange
 
+from fastmf.kernels._jit import helper
 from fastmf.kernels.als import _FASTMATH, _FASTMATH_REDUCE
 
 
-@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+@helper(fastmath=_FASTMATH_REDUCE)
 def _dot(U, i, V, j):
     """``U[i] . V[j]``, reassociated so it vectorizes (a serial chain of K adds cost more than
     the rest of an update); the order is fixed at compile time and nothing is stored."""
@@ -24,7 +25,7 @@ def _dot(U, i, V, j):
     return s
 
 
-@njit(cache=True, fastmath=_FASTMATH_REDUCE)
+@helper(fastmath=_FASTMATH_REDUCE)
 def _gradient_norms(e, U, i, V, j, reg):
     """``(|g_u|^2, |g_v|^2)`` of this step's factor gradients ``e v - reg u``, ``e u - reg v``."""
     su = U.dtype.type(0.0)
@@ -37,7 +38,7 @@ def _gradient_norms(e, U, i, V, j, reg):
     return su, sv
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@helper(fastmath=_FASTMATH)
 def _sgd_rating(r, mu, i, j, U, b, V, c, lr, reg, reg_bias, adagrad, GU, Gb, GV, Gc, eps):
     """One update on rating ``r`` of ``(i, j)``: a step against the gradient of
     ``(r - mu - b_i - c_j - u_i.v_j)^2 + reg (|u_i|^2 + |v_j|^2) + reg_bias (b_i^2 + c_j^2)``
