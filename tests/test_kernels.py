@@ -689,28 +689,47 @@ def test_summed_block_statistics_solve_like_solve_rows(small, config):
 
 
 
-def test_no_helper_returns_an_array():
+_HELPER_RETURNS = """
+import numba
+from fastmf import _registry
+from fastmf.datasets import make_movielens_like
+from fastmf.kernels._jit import HELPERS
+
+data = make_movielens_like("100k", random_state=0, n_ratings=20000)[0]
+for cls in _registry.estimators():
+    params = cls().get_params()
+    for solver in ("cholesky", "cg") if "solver" in params else (None,):
+        kw = {"solver": solver} if solver else {}
+        kw.update({k: 1 for k in ("n_iter", "n_epochs", "n_samples") if k in params})
+        kw.update({"burn_in": 0} if "burn_in" in params else {})
+        cls(random_state=0, **kw).fit(data)
+
+def arrays_in(ty):
+    if isinstance(ty, numba.types.Array):
+        return True
+    return isinstance(ty, numba.types.BaseTuple) and any(arrays_in(t) for t in ty.types)
+
+compiled = [(f.py_func.__name__, res.signature.return_type)
+            for f in HELPERS for res in f.overloads.values()]
+names = {name for name, _ in compiled}
+assert len(names) >= 15, sorted(names)  # the fits compiled the helpers
+bad = [(name, str(ty)) for name, ty in compiled if arrays_in(ty)]
+assert bad == [], bad
+"""
+
+
+def test_no_helper_returns_an_array(tmp_path):
     """The per-row helpers run without numba's reference counting (fastmf.kernels._jit). An
     array one of them returned to a counting caller would be released once too often and
     freed while in use (heap corruption, seen with ``_row_system``): after a fit of every
-    model, no compiled helper's return type holds an array."""
-    from fastmf import _registry
-    from fastmf.datasets import make_movielens_like
-    from fastmf.kernels._jit import HELPERS
+    model, no compiled helper's return type holds an array. In a process with an empty
+    kernel cache, so that every helper is compiled (a kernel loaded from the cache brings
+    its helpers' code along, and they are then never compiled on their own)."""
+    import os
+    import subprocess
+    import sys
 
-    data = make_movielens_like("100k", random_state=0, n_ratings=20000)[0]
-    for cls in _registry.estimators():
-        for solver in ("cholesky", "cg") if "solver" in cls().get_params() else (None,):
-            kw = {"solver": solver} if solver else {}
-            cls(n_iter=1, random_state=0, **kw).fit(data) if "n_iter" in cls().get_params() \
-                else cls(random_state=0, **kw).fit(data)
-
-    def arrays_in(ty):
-        if isinstance(ty, numba.types.Array):
-            return True
-        return isinstance(ty, numba.types.BaseTuple) and any(arrays_in(t) for t in ty.types)
-
-    compiled = [(f.py_func.__name__, res.signature.return_type)
-                for f in HELPERS for res in f.overloads.values()]
-    assert len({name for name, _ in compiled}) >= 15  # the models' fits ran the helpers
-    assert [(name, ty) for name, ty in compiled if arrays_in(ty)] == []
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", _HELPER_RETURNS], env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]

@@ -10,6 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fastmf"
 # share a layer but must not import one another.
 LAYERS = [
     {"fastmf._version", "fastmf.kernels", "fastmf.kernels._cache", "fastmf.kernels._gram",
+     "fastmf.kernels._jit",
      "fastmf.kernels._prefetch", "fastmf.kernels._pass", "fastmf.kernels._cholesky",
      "fastmf.kernels.als",
      "fastmf.kernels.gibbs", "fastmf.kernels.objective", "fastmf.kernels.topn",
