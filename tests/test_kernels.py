@@ -697,12 +697,10 @@ from fastmf.kernels._jit import HELPERS
 
 data = make_movielens_like("100k", random_state=0, n_ratings=20000)[0]
 for cls in _registry.estimators():
-    params = cls().get_params()
-    for solver in ("cholesky", "cg") if "solver" in params else (None,):
+    solvers = ("cholesky", "cg") if "solver" in cls().get_params() else (None,)
+    for solver in solvers:
         kw = {"solver": solver} if solver else {}
-        kw.update({k: 1 for k in ("n_iter", "n_epochs", "n_samples") if k in params})
-        kw.update({"burn_in": 0} if "burn_in" in params else {})
-        cls(random_state=0, **kw).fit(data)
+        cls(**FAST[cls._registry_name], random_state=0, **kw).fit(data)
 
 def arrays_in(ty):
     if isinstance(ty, numba.types.Array):
@@ -729,7 +727,10 @@ def test_no_helper_returns_an_array(tmp_path):
     import subprocess
     import sys
 
+    from test_contract import FAST  # every estimator's small, fast parameters
+
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
-    out = subprocess.run([sys.executable, "-c", _HELPER_RETURNS], env=env,
+    script = f"FAST = {FAST!r}\n" + _HELPER_RETURNS
+    out = subprocess.run([sys.executable, "-c", script], env=env,
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
