@@ -1,0 +1,101 @@
+"""Interleaved A/B of one ALS half-step: this checkout's kernels against a git revision's.
+
+    python bench/ab_halfstep.py REV [--solver cholesky|cg] [--threads N] [--rounds R]
+                                    [--shape 1m|100k|10m]
+
+Whole fits of two versions run minutes apart differ by more than most kernel changes on a
+shared VM, so this times both versions in one process, alternating, on the same arrays:
+``solve_rows`` (or ``solve_rows_cg`` with 3 steps) for the user step and for the item step
+(objective wanted), K = 32, float32, the synthetic ML-1M shape by default. REV's ``fastmf``
+package is exported from git into a temporary folder under another name, so both import side
+by side; its kernels compile on the first round, which is not counted. Prints min and median
+in ms per half-step.
+"""
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _export(rev: str, where: Path) -> None:
+    """REV's ``fastmf`` as the package ``fastmf_ab`` under ``where``."""
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "fastmf"], check=True,
+                         capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(where)], input=tar, check=True)
+    (where / "fastmf").rename(where / "fastmf_ab")
+    for path in (where / "fastmf_ab").rglob("*.py"):
+        text = path.read_text()
+        text = re.sub(r"\bfastmf\.", "fastmf_ab.", text)
+        text = re.sub(r"\bfrom fastmf import\b", "from fastmf_ab import", text)
+        text = re.sub(r"^import fastmf$", "import fastmf_ab", text, flags=re.M)
+        path.write_text(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("rev")
+    ap.add_argument("--solver", choices=["cholesky", "cg"], default="cholesky")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=25)
+    ap.add_argument("--shape", default="1m")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="fastmf-ab-") as tmp:
+        _export(args.rev, Path(tmp))
+        sys.path.insert(0, tmp)
+        _run(args)
+
+
+def _run(args: argparse.Namespace) -> None:
+    import fastmf_ab.kernels.als as there
+
+    import fastmf.kernels.als as here
+    from fastmf.datasets import make_movielens_like
+
+    numba.set_num_threads(args.threads)
+    csr = make_movielens_like(args.shape, random_state=0)[0].to_scipy().tocsr()
+    csr = csr.astype(np.float32)
+    csc = csr.tocsc()
+    K, f32 = 32, np.float32
+    rng = np.random.default_rng(0)
+    U = (rng.standard_normal((csr.shape[0], K)) * 0.1).astype(f32)
+    V = (rng.standard_normal((csr.shape[1], K)) * 0.1).astype(f32)
+    bu, bv = np.zeros(csr.shape[0], f32), np.zeros(csr.shape[1], f32)
+    mu = f32(csr.data.mean())
+    sides = {"user": (csr, V, bv, U, bu, False), "item": (csc, U, bu, V, bv, True)}
+    times = {}
+    for _ in range(args.rounds + 1):  # the first round compiles
+        for side, (m, other, ob, fac, fb, want) in sides.items():
+            indptr, indices = m.indptr.astype(np.int64), m.indices.astype(np.int32)
+            n = np.diff(indptr)
+            order = np.argsort(-n, kind="stable").astype(np.int64)
+            order = order[n[order] > 0]
+            for label, mod in ((args.rev, there), ("this checkout", here)):
+                f, b = fac.copy(), fb.copy()
+                sse = np.zeros(fac.shape[0]) if want else np.zeros(0)
+                common = (indptr, indices, m.data, other, ob, mu, f32(0.1), f32(0.1), False,
+                          False, True, order, args.threads)
+                t = time.perf_counter()
+                if args.solver == "cg":
+                    mod.solve_rows_cg(*common, 3, f, b, sse)
+                else:
+                    mod.solve_rows(*common, f, b, sse)
+                times.setdefault((side, label), []).append(time.perf_counter() - t)
+    print(f"{args.solver}, {args.shape}-shaped, K = {K}, float32, {args.threads} thread(s), "
+          f"min / median of {args.rounds}, ms per half-step")
+    for (side, label), ts in times.items():
+        ts = np.array(ts[1:]) * 1e3
+        print(f"  {side:5s} {label:14s} {ts.min():7.2f} / {np.median(ts):7.2f}")
+
+
+if __name__ == "__main__":
+    main()
