@@ -373,9 +373,14 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
                 xs = [row_vectors(p) if n_vec else None for p in ptrs]
                 d = reduce_group([dot(x, p) for x, p in zip(xs, ptrs)])
                 if residual:
-                    rg = ir.Constant(vecg, ir.Undefined)
-                    for i, (ti, j) in enumerate(zip(ts, js)):
-                        rg = builder.insert_element(rg, r_of(ti, j), i32(i))
+                    # the group's ratings as one load, its biases lane by lane
+                    dg = builder.load(builder.bitcast(builder.gep(dptr, [builder.add(lo_, t)]),
+                                                      vecg.as_pointer()), align=size)
+                    bg = ir.Constant(vecg, ir.Undefined)
+                    for i, j in enumerate(js):
+                        bg = builder.insert_element(bg, builder.load(builder.gep(bptr, [j])),
+                                                    i32(i))
+                    rg = builder.fsub(builder.fsub(dg, splat(offset_, vecg)), bg)
                     qv = builder.fsub(builder.fsub(rg, d), splat(vb_, vecg))
                 else:
                     qv = builder.fadd(d, splat(vb_, vecg))
