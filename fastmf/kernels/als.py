@@ -27,6 +27,7 @@ from fastmf.kernels._cholesky import (
 from fastmf.kernels._gram import gram_lower, gram_lower_range, padded, piece_rows
 from fastmf.kernels._jit import helper
 from fastmf.kernels._pass import gather_stats, rows_pass
+from fastmf.kernels._prefetch import prefetch_next_row
 from fastmf.kernels.objective import _row_sse
 
 # Fused multiply-add only. Reassociation is left off on purpose: it would let results depend
@@ -535,6 +536,8 @@ def solve_rows(
         lanes = _lanes_scratch(D, W, K, slot, dt)
         for q in range(task, order.shape[0], n_tasks):
             row = order[q]
+            if q + n_tasks < order.shape[0]:  # the next row's first lines, while this one runs
+                prefetch_next_row(indptr, indices, data, factors, order[q + n_tasks])
             n = indptr[row + 1] - indptr[row]
             if n <= batched:  # solved with W - 1 other rows, one per vector lane
                 if _lane_add(lanes, indptr, indices, data, other, other_bias, mu, reg,
@@ -885,6 +888,8 @@ def solve_rows_cg(
         u64 = np.empty(K)
         for q in range(task, order.shape[0], n_tasks):
             row = order[q]
+            if q + n_tasks < order.shape[0]:  # the next row's first lines, while this one runs
+                prefetch_next_row(indptr, indices, data, factors, order[q + n_tasks])
             ok, row_sse = _cg_one_row(
                 indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg,
                 count_bias, joint, cg_steps, row, factors, bias, x, res, p, Ap, e, w,

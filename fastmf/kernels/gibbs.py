@@ -17,6 +17,7 @@ from numba import njit, prange
 
 from fastmf.kernels._cholesky import back_lower
 from fastmf.kernels._jit import helper
+from fastmf.kernels._prefetch import prefetch_next_row
 from fastmf.kernels.als import (
     _FASTMATH,
     _FASTMATH_REDUCE,
@@ -110,6 +111,8 @@ def sample_rows(
         w = np.empty(K + 1, dtype=dt)
         for q in range(task, order.shape[0], n_tasks):
             row = order[q]
+            if q + n_tasks < order.shape[0]:  # the next row's first lines, while this one runs
+                prefetch_next_row(indptr, indices, data, factors, order[q + n_tasks])
             _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r, False)
             ok = _sample_from_gram(G, alpha, prior_prec, prior_shift, row_shift, row, noise[q],
                                    w, x)

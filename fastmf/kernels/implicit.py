@@ -15,7 +15,7 @@ from numba import njit, prange
 
 from fastmf.kernels._gram import gram_lower, padded
 from fastmf.kernels._jit import helper
-from fastmf.kernels._prefetch import DISTANCE, prefetch_row
+from fastmf.kernels._prefetch import DISTANCE, prefetch_next_row, prefetch_row
 from fastmf.kernels.als import (
     _FASTMATH,
     _FASTMATH_REDUCE,
@@ -109,6 +109,8 @@ def implicit_rows(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, 
         x64 = np.empty(K)
         for q in range(task, order.shape[0], n_tasks):
             row = order[q]
+            if q + n_tasks < order.shape[0]:  # the next row's first lines, while this one runs
+                prefetch_next_row(indptr, indices, conf, factors, order[q + n_tasks])
             _implicit_system(indptr, indices, conf, pref, other, YtY, reg, row, X, T, G)
             if _cholesky_solve(G, K, x):
                 for k in range(K):
@@ -322,6 +324,8 @@ def implicit_rows_cg(indptr, indices, conf, pref, other, YtY, reg, order, n_task
         x64 = np.empty(K)
         for q in range(task, order.shape[0], n_tasks):
             row = order[q]
+            if q + n_tasks < order.shape[0]:  # the next row's first lines, while this one runs
+                prefetch_next_row(indptr, indices, conf, factors, order[q + n_tasks])
             ok, row_obs = _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row,
                                   factors, X, x, r, p, Ap, s, w, want_obs, x64)
             if not ok:
