@@ -6,10 +6,10 @@
 Whole fits of two versions run minutes apart differ by more than most kernel changes on a
 shared VM, so this times both versions in one process, alternating, on the same arrays:
 ``solve_rows`` (or ``solve_rows_cg`` with 3 steps) for the user step and for the item step
-(objective wanted), K = 32, float32, the synthetic ML-1M shape by default. REV's ``fastmf``
-package is exported from git into a temporary folder under another name, so both import side
-by side; its kernels compile on the first round, which is not counted. Prints min and median
-in ms per half-step.
+(objective wanted), each version over its own row list (``_solver.row_order``), K = 32,
+float32, the synthetic ML-1M shape by default. REV's ``fastmf`` package is exported from
+git into a temporary folder under another name, so both import side by side; its kernels
+compile on the first round, which is not counted. Prints min and median in ms per half-step.
 """
 
 import argparse
@@ -57,8 +57,10 @@ def main() -> None:
 
 def _run(args: argparse.Namespace) -> None:
     import fastmf_ab.kernels.als as there
+    from fastmf_ab._solver import row_order as there_order
 
     import fastmf.kernels.als as here
+    from fastmf._solver import row_order as here_order
     from fastmf.datasets import make_movielens_like
 
     numba.set_num_threads(args.threads)
@@ -77,9 +79,9 @@ def _run(args: argparse.Namespace) -> None:
         for side, (m, other, ob, fac, fb, want) in sides.items():
             indptr, indices = m.indptr.astype(np.int64), m.indices.astype(np.int32)
             n = np.diff(indptr)
-            order = np.argsort(-n, kind="stable").astype(np.int64)
-            order = order[n[order] > 0]
-            for label, mod in ((args.rev, there), ("this checkout", here)):
+            for label, mod, order_of in ((args.rev, there, there_order),
+                                         ("this checkout", here, here_order)):
+                order = order_of(n)  # each version's own schedule
                 f, b = fac.copy(), fb.copy()
                 sse = np.zeros(fac.shape[0]) if want else np.zeros(0)
                 common = (indptr, indices, m.data, other, ob, mu, f32(0.1), f32(0.1), False,

@@ -90,8 +90,9 @@ class ALSProblem:
         self.user_counts = np.diff(self.csr[0])
         self.item_counts = np.diff(self.csc[0])
         self.global_mean = float(np.mean(ratings.values) if global_mean is None else global_mean)
-        # Longest rows first, dealt round-robin to the tasks: the threads stay balanced on
-        # power-law data without any dynamic scheduling.
+        # Rated rows in storage order; each task takes a run of them with an equal share of
+        # the ratings (kernels.als.task_spans): balanced threads on power-law data without
+        # dynamic scheduling, and each thread reads its ratings front to back.
         self.user_order = row_order(self.user_counts)
         self.item_order = row_order(self.item_counts)
         # Each item's sum of squared residuals after the item half-step (items without
@@ -153,9 +154,9 @@ class ALSProblem:
 
 
 def row_order(counts: np.ndarray) -> np.ndarray:
-    """Non-empty rows, longest first (ties by index), as int64."""
-    order = np.argsort(-counts, kind="stable")
-    return np.ascontiguousarray(order[counts[order] > 0], dtype=np.int64)
+    """Non-empty rows in storage order, as int64: the list a half-step's tasks split into runs
+    (:func:`fastmf.kernels.als.task_spans`)."""
+    return np.flatnonzero(counts > 0).astype(np.int64)
 
 
 def check_half_step(failed: int, F: np.ndarray, bias: np.ndarray, it: int, side: str) -> None:

@@ -250,8 +250,8 @@ def gibbs_sampler(users, items, vals, M, N, K, n_samples, burn_in, seed, sample_
     b, c = np.zeros(M), np.zeros(N)
     mu = np.mean(vals)
     alpha = (1 + len(vals) / 2) / (1 + np.sum((vals - mu) ** 2) / 2)
-    order_u = [i for i in np.argsort(-nu, kind="stable") if nu[i] > 0]
-    order_v = [j for j in np.argsort(-ni, kind="stable") if ni[j] > 0]
+    order_u = [i for i in range(M) if nu[i] > 0]  # rated rows in storage order: the
+    order_v = [j for j in range(N) if ni[j] > 0]  # q-th one takes the q-th noise draw
     samples = []
     Y, Z = np.zeros((N, K)), np.zeros((M, K))
     # who rated what: the rated pairs, plus any extra ones, each pair once

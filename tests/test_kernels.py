@@ -14,11 +14,13 @@ from fastmf.kernels._cholesky import LANE_VECTOR_BYTES, pack_lanes, solve_lanes
 from fastmf.kernels._gram import _ROWS, VECTOR_BYTES, gram_lower, gram_lower_range, padded
 from fastmf.kernels._pass import gather_stats, rows_pass
 from fastmf.kernels.als import (
+    _ROW_WEIGHT,
     _cholesky_solve,
     _gather_gram,
     _gram_chunk,
     _gram_scratch,
     system_scratch,
+    task_spans,
 )
 
 RTOL = {np.float32: 2e-3, np.float64: 1e-9}
@@ -200,6 +202,27 @@ def test_result_does_not_depend_on_thread_count(small):
         outs.append((U, b))
     for U, b in outs[1:]:
         assert np.array_equal(U, outs[0][0]) and np.array_equal(b, outs[0][1])
+
+
+@pytest.mark.parametrize("n_tasks", [1, 2, 3, 7, 50])
+def test_task_spans_split_the_rows_into_runs_of_equal_work(n_tasks):
+    """Each listed row goes to one task, in a run of consecutive rows, and no task's work
+    (ratings plus the per-row weight) exceeds an equal share by more than one row's."""
+    rng = np.random.default_rng(n_tasks)
+    counts = rng.integers(0, 300, 40)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    order = row_order(counts)
+    spans = task_spans(indptr, order, n_tasks)
+    assert spans[0] == 0 and spans[-1] == len(order) and np.all(np.diff(spans) >= 0)
+    work = counts[order] + _ROW_WEIGHT
+    share = work.sum() / n_tasks
+    for t in range(n_tasks):
+        assert work[spans[t]:spans[t + 1]].sum() <= share + work.max()
+
+
+def test_task_spans_of_no_rows():
+    assert task_spans(np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64), 3).tolist() \
+        == [0, 0, 0, 0]
 
 
 def test_long_rows_are_chunked_exactly():

@@ -60,6 +60,11 @@ On 2026-12-06 a fourth record was added on a 2-core Intel Xeon VM (AVX-512 and A
 target rocketlake; OpenBLAS choosing SkylakeX), on the code after the Cholesky gather went to
 L1-sized pieces (issue 17), which on this machine gave solve_rows the same bits as the code
 before it in 96 cases (K = 10 to 130, both dtypes, rows longer than the gather scratch).
+On 2026-12-06 (later) the half-steps went to rows in storage order, each task taking a run
+of them (issue 17). The ALS, CG and Dask entries kept their bits. BayesianALS draws
+``noise[q]`` for the ``q``-th listed row, so its rows met other draws: both of its entries
+were recorded again on the Intel Xeon VM and removed from the Zen 4 VM's record (no such
+machine was there to record them).
 The signature is that of the test environment as it stands (OpenBLAS kernel included): a pin
 recorded with OPENBLAS_CORETYPE unset would skip wherever it is set, as on this project's CI.
 Bitwise results depend on the BLAS kernel and the instruction set, so they are compared only

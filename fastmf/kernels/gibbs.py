@@ -17,7 +17,6 @@ from numba import njit, prange
 
 from fastmf.kernels._cholesky import back_lower
 from fastmf.kernels._jit import helper
-from fastmf.kernels._prefetch import prefetch_next_row
 from fastmf.kernels.als import (
     _FASTMATH,
     _FASTMATH_REDUCE,
@@ -27,6 +26,7 @@ from fastmf.kernels.als import (
     _gram_chunk,
     _gram_scratch,
     _write_row,
+    task_spans,
 )
 
 
@@ -86,7 +86,7 @@ def sample_rows(
         Per-row additions to ``Lambda m``: ``Lambda [s_i; 0]`` when row ``i``'s prior mean is
         moved by its implicit term ``s_i`` (``BayesianALS(implicit=...)``); no rows: none.
     order : int64 (n_rows,)
-        Rows to draw, longest first; task ``t`` takes ``order[t::n_tasks]``.
+        Rows to draw; each task takes a run of them (:func:`fastmf.kernels.als.task_spans`).
     n_tasks : int
         Number of parallel tasks; affects the schedule only, never the result.
     noise : float (n_rows, K+1)
@@ -105,14 +105,13 @@ def sample_rows(
     dt = factors.dtype
     failed = np.zeros(n_tasks, dtype=np.int64)
     chunk = _gram_chunk(indptr, order, K)
+    spans = task_spans(indptr, order, n_tasks)
     for task in prange(n_tasks):
         X, G, T, r = _gram_scratch(chunk, K, dt)
         x = np.empty(K + 1, dtype=dt)
         w = np.empty(K + 1, dtype=dt)
-        for q in range(task, order.shape[0], n_tasks):
+        for q in range(spans[task], spans[task + 1]):
             row = order[q]
-            if q + n_tasks < order.shape[0]:  # the next row's first lines, while this one runs
-                prefetch_next_row(indptr, indices, data, factors, order[q + n_tasks])
             _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r, False)
             ok = _sample_from_gram(G, alpha, prior_prec, prior_shift, row_shift, row, noise[q],
                                    w, x)

@@ -15,7 +15,7 @@ from numba import njit, prange
 
 from fastmf.kernels._gram import gram_lower, padded
 from fastmf.kernels._jit import helper
-from fastmf.kernels._prefetch import DISTANCE, prefetch_next_row, prefetch_row
+from fastmf.kernels._prefetch import DISTANCE, prefetch_row
 from fastmf.kernels.als import (
     _FASTMATH,
     _FASTMATH_REDUCE,
@@ -25,6 +25,7 @@ from fastmf.kernels.als import (
     _cholesky_solve,
     _failures,
     system_scratch,
+    task_spans,
 )
 
 # Ratings per X^T X product (gram_lower): bounded scratch for long rows.
@@ -82,7 +83,7 @@ def implicit_rows(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, 
         The fixed side's factors and their Gram matrix ``other^T other``.
     reg : scalar of the factors' dtype
     order : int64 (n_rows,)
-        Rows to update, longest first; task ``t`` takes ``order[t::n_tasks]``.
+        Rows to update; each task takes a run of them (:func:`fastmf.kernels.als.task_spans`).
     n_tasks : int
     factors : float (R, K), written in place
     obs : float64 (R,) or (0,), written in place
@@ -101,16 +102,15 @@ def implicit_rows(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, 
     K = factors.shape[1]
     dt = factors.dtype
     failed = np.zeros(n_tasks, dtype=np.int64)
+    spans = task_spans(indptr, order, n_tasks)
     for task in prange(n_tasks):
         X = np.zeros((_CHUNK, padded(K)), dtype=dt)
         T = np.zeros((K, padded(K)), dtype=dt)
         G = system_scratch(K, dt)
         x = np.empty(K + 1, dtype=dt)
         x64 = np.empty(K)
-        for q in range(task, order.shape[0], n_tasks):
+        for q in range(spans[task], spans[task + 1]):
             row = order[q]
-            if q + n_tasks < order.shape[0]:  # the next row's first lines, while this one runs
-                prefetch_next_row(indptr, indices, conf, factors, order[q + n_tasks])
             _implicit_system(indptr, indices, conf, pref, other, YtY, reg, row, X, T, G)
             if _cholesky_solve(G, K, x):
                 for k in range(K):
@@ -313,6 +313,7 @@ def implicit_rows_cg(indptr, indices, conf, pref, other, YtY, reg, order, n_task
     failed = np.zeros(n_tasks, dtype=np.int64)
     chunk = _cg_chunk(indptr, order)
     want_obs = obs.shape[0] > 0
+    spans = task_spans(indptr, order, n_tasks)
     for task in prange(n_tasks):
         X = np.empty((chunk, K), dtype=dt)
         x = np.empty(K, dtype=dt)
@@ -322,10 +323,8 @@ def implicit_rows_cg(indptr, indices, conf, pref, other, YtY, reg, order, n_task
         s = np.empty(chunk, dtype=dt)
         w = np.empty(chunk, dtype=dt)
         x64 = np.empty(K)
-        for q in range(task, order.shape[0], n_tasks):
+        for q in range(spans[task], spans[task + 1]):
             row = order[q]
-            if q + n_tasks < order.shape[0]:  # the next row's first lines, while this one runs
-                prefetch_next_row(indptr, indices, conf, factors, order[q + n_tasks])
             ok, row_obs = _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row,
                                   factors, X, x, r, p, Ap, s, w, want_obs, x64)
             if not ok:
