@@ -711,7 +711,6 @@ def test_summed_block_statistics_solve_like_solve_rows(small, config):
     np.testing.assert_allclose(got_c, want_c, rtol=1e-10, atol=1e-13)
 
 
-
 _HELPER_RETURNS = """
 import numba
 from fastmf import _registry
