@@ -304,12 +304,17 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
         def row_ptr(j):
             return builder.gep(obase, [builder.mul(j, ostride)])
 
-        def prefetch(t):
+        def prefetch_group(t, G):
+            """Hint the rows of ratings ``t + PREFETCH ..`` for the next ``G`` ratings,
+            bounded once for the group, not per rating: the first at most ``ilast - G + 1``
+            (the group loop runs only with ``m >= G``, so that is not negative)."""
             at = builder.add(builder.add(lo_, t), const(PREFETCH))
-            at = builder.select(builder.icmp_signed("<", at, ilast), at, ilast)
-            j = context.cast(builder, builder.load(builder.gep(ia.data, [at])), idx_t.dtype,
-                             types.intp)
-            tk.prefetch(row_ptr(j))
+            top = builder.sub(ilast, const(G - 1))
+            at = builder.select(builder.icmp_signed("<", at, top), at, top)
+            for i in range(G):
+                j = context.cast(builder, builder.load(builder.gep(ia.data, [
+                    builder.add(at, const(i))])), idx_t.dtype, types.intp)
+                tk.prefetch(row_ptr(j))
 
         def r_of(t, j):
             """``(data[lo + t] - offset) - bias[j]``."""
@@ -379,8 +384,7 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
                 ts = [builder.add(t, const(i)) for i in range(G)]
                 js = [index(ti) for ti in ts]
                 ptrs = [row_ptr(j) for j in js]
-                for ti in ts:
-                    prefetch(ti)
+                prefetch_group(t, G)
                 xs = [row_vectors(p) if n_vec else None for p in ptrs]
                 d = reduce_group([dot(x, p) for x, p in zip(xs, ptrs)])
                 if residual:
