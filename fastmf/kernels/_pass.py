@@ -27,13 +27,15 @@ vectors, as :mod:`fastmf.kernels._gram` writes the Gram product:
 - ``out`` takes the group's ``q_t other[j]`` in two register sets (the first and the second
   half of each group), added at the end, so consecutive fused multiply-adds do not wait for
   each other.
-- Each ``q_t`` is broadcast for those multiply-adds by reading it back from ``q``, where the
-  group was just stored, not by a lane shuffle of the register. With AVX-512 the shuffles
-  and the fused multiply-adds share two execution ports, and the dot products' reduction
-  tree already takes about two shuffles per rating; a broadcast from memory runs on a load
-  port (folded into the multiply-add). Same operations on the same values, same bits. CG
-  half-steps, one thread, Intel Xeon VM (issue 17): 5-10 % faster with AVX-512; compiled
-  for AVX2 (``NUMBA_CPU_NAME=haswell``), where shuffles have a port of their own, no change.
+- With AVX-512, each ``q_t`` is broadcast for those multiply-adds by reading it back from
+  ``q``, where the group was just stored, not by a lane shuffle of the register: the
+  shuffles and the fused multiply-adds share two execution ports, and the dot products'
+  reduction tree already takes about two shuffles per rating; a broadcast from memory runs
+  on a load port (folded into the multiply-add). CG half-steps, one thread, Intel Xeon VM
+  (issue 17): 5-10 % faster. The AVX2 code keeps the shuffle: on a Zen 3 core the load
+  waits for the group's store to be forwarded, and the half-steps took 12 % longer that way
+  (ML-1M shape, one thread: 16.1 against 18.3 ms per user step); compiled for AVX2 on the
+  Xeon, the two measured the same. Either way the same value, the same bits.
 
 The Cholesky half-step gathers the same rows into a block for its Gram product
 (:func:`fastmf.kernels._gram.gram_lower`), summing the bias and rating columns on the way.
@@ -62,6 +64,9 @@ PREFETCH = DISTANCE
 _MAX_REGISTER_VECTORS = 4
 # Vector registers of the target (16 with AVX2, 32 with AVX-512).
 _REGISTERS = 32 if VECTOR_BYTES == 64 else 16
+# How each q_t reaches the fused multiply-adds of Z^T q: read back from where its group was
+# just stored (AVX-512), or shuffled out of the register (AVX2). Module docstring: why.
+_BROADCAST_FROM_MEMORY = VECTOR_BYTES == 64
 
 
 def _group(n_vec):
@@ -405,11 +410,12 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
                     builder.store(tk.fma(qv, qv, builder.load(total)), total)
                 else:
                     builder.store(builder.fadd(builder.load(total), qv), total)
-                    # each q_t broadcast from where it was just stored: a load (folded
-                    # into the FMA) instead of a lane shuffle on the FMA port
-                    bqs = [splat(builder.load(builder.gep(q_far, [builder.add(t, const(i))]),
-                                              align=size), vec)
-                           for i in range(G)]
+                    if _BROADCAST_FROM_MEMORY:  # a load, folded into the FMA
+                        bqs = [splat(builder.load(builder.gep(q_far, [
+                            builder.add(t, const(i))]), align=size), vec) for i in range(G)]
+                    else:  # a lane shuffle of the register
+                        bqs = [splat(builder.extract_element(qv, i32(i)), vec)
+                               for i in range(G)]
                     if n_vec is None:
                         axpy_memory(ptrs, bqs)
                     else:
