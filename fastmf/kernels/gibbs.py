@@ -27,6 +27,7 @@ from fastmf.kernels.als import (
     _gram_scratch,
     _write_row,
     task_spans,
+    task_vector,
 )
 
 
@@ -108,8 +109,8 @@ def sample_rows(
     spans = task_spans(indptr, order, n_tasks)
     for task in prange(n_tasks):
         X, G, T, r = _gram_scratch(chunk, K, dt)
-        x = np.empty(K + 1, dtype=dt)
-        w = np.empty(K + 1, dtype=dt)
+        x = task_vector(K + 1, dt)
+        w = task_vector(K + 1, dt)
         for q in range(spans[task], spans[task + 1]):
             row = order[q]
             _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r, False)

@@ -26,6 +26,7 @@ from fastmf.kernels.als import (
     _failures,
     system_scratch,
     task_spans,
+    task_vector,
 )
 
 # Ratings per X^T X product (gram_lower): bounded scratch for long rows.
@@ -107,8 +108,8 @@ def implicit_rows(indptr, indices, conf, pref, other, YtY, reg, order, n_tasks, 
         X = np.zeros((_CHUNK, padded(K)), dtype=dt)
         T = np.zeros((K, padded(K)), dtype=dt)
         G = system_scratch(K, dt)
-        x = np.empty(K + 1, dtype=dt)
-        x64 = np.empty(K)
+        x = task_vector(K + 1, dt)
+        x64 = task_vector(K, np.float64)
         for q in range(spans[task], spans[task + 1]):
             row = order[q]
             _implicit_system(indptr, indices, conf, pref, other, YtY, reg, row, X, T, G)
@@ -316,13 +317,13 @@ def implicit_rows_cg(indptr, indices, conf, pref, other, YtY, reg, order, n_task
     spans = task_spans(indptr, order, n_tasks)
     for task in prange(n_tasks):
         X = np.empty((chunk, K), dtype=dt)
-        x = np.empty(K, dtype=dt)
-        r = np.empty(K, dtype=dt)
-        p = np.empty(K, dtype=dt)
-        Ap = np.empty(K, dtype=dt)
-        s = np.empty(chunk, dtype=dt)
-        w = np.empty(chunk, dtype=dt)
-        x64 = np.empty(K)
+        x = task_vector(K, dt)
+        r = task_vector(K, dt)
+        p = task_vector(K, dt)
+        Ap = task_vector(K, dt)
+        s = task_vector(chunk, dt)
+        w = task_vector(chunk, dt)
+        x64 = task_vector(K, np.float64)
         for q in range(spans[task], spans[task + 1]):
             row = order[q]
             ok, row_obs = _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row,
