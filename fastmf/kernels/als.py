@@ -137,6 +137,15 @@ def task_vector(n, dt):
 
 
 @njit(cache=True)
+def cg_scratch(n, chunk, K, dt):
+    """One task's conjugate-gradient vectors, each a :func:`task_vector`: ``x``, the
+    residual, ``p`` and ``A p`` (``n`` entries each), two per-rating vectors (``chunk``
+    each) and a float64 ``K``-vector."""
+    return (task_vector(n, dt), task_vector(n, dt), task_vector(n, dt), task_vector(n, dt),
+            task_vector(chunk, dt), task_vector(chunk, dt), task_vector(K, np.float64))
+
+
+@njit(cache=True)
 def system_scratch(D, dt):
     """Zeroed scratch for one ``D x D`` system and what :func:`_cholesky_solve` and
     :func:`_cholesky_solve_scaled` keep beside it: ``(D + 4, padded(D + 1))``. Rows ``:D``
@@ -935,13 +944,7 @@ def solve_rows_cg(
     spans = task_spans(indptr, order, n_tasks)
     for task in prange(n_tasks):
         # rows_pass reads and writes whole vectors: the entries past K + 1 stay zero
-        x = task_vector(V, dt)
-        res = task_vector(V, dt)
-        p = task_vector(V, dt)
-        Ap = task_vector(V, dt)
-        e = task_vector(chunk, dt)
-        w = task_vector(chunk, dt)
-        u64 = task_vector(K, np.float64)
+        x, res, p, Ap, e, w, u64 = cg_scratch(V, chunk, K, dt)
         for q in range(spans[task], spans[task + 1]):
             row = order[q]
             ok, row_sse = _cg_one_row(

@@ -24,6 +24,7 @@ from fastmf.kernels.als import (
     _cg_update,
     _cholesky_solve,
     _failures,
+    cg_scratch,
     system_scratch,
     task_spans,
     task_vector,
@@ -317,13 +318,7 @@ def implicit_rows_cg(indptr, indices, conf, pref, other, YtY, reg, order, n_task
     spans = task_spans(indptr, order, n_tasks)
     for task in prange(n_tasks):
         X = np.empty((chunk, K), dtype=dt)
-        x = task_vector(K, dt)
-        r = task_vector(K, dt)
-        p = task_vector(K, dt)
-        Ap = task_vector(K, dt)
-        s = task_vector(chunk, dt)
-        w = task_vector(chunk, dt)
-        x64 = task_vector(K, np.float64)
+        x, r, p, Ap, s, w, x64 = cg_scratch(K, chunk, K, dt)
         for q in range(spans[task], spans[task + 1]):
             row = order[q]
             ok, row_obs = _cg_row(indptr, indices, conf, pref, other, YtY, reg, cg_steps, row,
