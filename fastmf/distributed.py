@@ -362,7 +362,9 @@ def fit(
     dtype = config.dtype.name
     workers = client.scheduler_info()["workers"]
     n_workers = max(len(workers), 1)
-    threads = threads_per_worker or max(1, min(w.get("nthreads", 1) for w in workers.values()))
+    # a worker restarting (or not yet registered) can leave the list empty for a moment
+    threads = threads_per_worker or max(1, min((w.get("nthreads", 1) for w in workers.values()),
+                                               default=1))
     n_blocks = n_blocks or n_workers
     client.run(_setup_worker)
 

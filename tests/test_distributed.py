@@ -122,6 +122,19 @@ def test_a_killed_worker_mid_fit_gives_the_same_result(client, data, tmp_path, f
     _close(got, want)
 
 
+def test_no_worker_listed_for_a_moment_is_not_min_of_an_empty_sequence(client, data,
+                                                                        monkeypatch):
+    """After a worker was killed, the scheduler listed none for a moment and ``fit`` raised
+    'min() arg is an empty sequence' before it read the data (seen in a fresh clone's test
+    run, issue 17's stop of 2026-12-06). With no worker listed it now goes on to the input's
+    own checks."""
+    path, _ = data
+    info = client.scheduler_info()
+    monkeypatch.setattr(client, "scheduler_info", lambda **kw: {**info, "workers": {}})
+    with pytest.raises(ValueError, match=r"no column\(s\) \['score'\]"):
+        fdist.fit(client, path, rating_col="score")
+
+
 def test_dask_dataframe_input_and_bad_input(client, data, tmp_path):
     import dask.dataframe as dd
 
