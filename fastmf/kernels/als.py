@@ -130,7 +130,7 @@ def task_vector(n, dt):
     floats at K = 32) used to lie next to another's, on shared cache lines. Both tasks
     write theirs on every step, and each write took the line from the other core: the CG
     half-steps of the ML-10M shape ran 1.3x faster on two threads than on one (Zen 3 VM,
-    issue 17), while two one-thread processes side by side each kept their speed. The
+    issue 17), while two one-thread processes side by side lost at most 13 %. The
     vector is a view into a larger allocation, :data:`_GUARD` entries in from either end.
     """
     return np.zeros(n + 2 * _GUARD, dtype=dt)[_GUARD:_GUARD + n]
