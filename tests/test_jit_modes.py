@@ -18,7 +18,10 @@ SUBSET = ("test_half_step_matches_reference and (float64 and (K1 or K5)) or "
           "(cholesky_solve_reports and (zero or nan))")
 
 
-@pytest.mark.parametrize("mode", ["NUMBA_BOUNDSCHECK", "NUMBA_DISABLE_JIT"])
+# The bounds-checked build compiles every kernel in the subset again from an empty cache
+# (about 100 s on a 2-core VM): marked slow to keep the default run under ten minutes.
+@pytest.mark.parametrize("mode", [pytest.param("NUMBA_BOUNDSCHECK", marks=pytest.mark.slow),
+                                  "NUMBA_DISABLE_JIT"])
 def test_kernel_subset_under(mode, tmp_path):
     env = dict(os.environ, **{mode: "1"})
     # bounds-checked code is compiled separately: keep it out of the normal kernel cache
