@@ -217,6 +217,16 @@ class _IR:
         body(None, True)
         b.branch(done)
 
+    def no_unroll(self, loop):
+        """Mark the :func:`cgutils.for_range` loop ``loop`` (after its body is emitted) not
+        to be unrolled by LLVM."""
+        module = self.builder.module
+        latch = loop.index.incomings[-1][1]
+        flag = module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])
+        node = module.add_metadata([flag, ir.MetaDataString(module, f"fastmf.{id(latch)}")])
+        node.operands = (node, flag)  # a loop ID refers to itself, and is unique
+        latch.terminator.set_metadata("llvm.loop", node)
+
     def prefetch(self, ptr):
         """Hint: ``ptr``'s line will be read soon (read, high locality, data)."""
         fn = self.function("llvm.prefetch.p0" if self.opaque else "llvm.prefetch.p0i8",
@@ -617,6 +627,11 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
                                      t_sum, col)
                         tk.store_vec(tk.fma(brt, xv, tk.load_vec(t_rsum, tk.vec, col)),
                                      t_rsum, col)
+            # LLVM unrolled this loop twice, and the second copy's row vectors pushed the
+            # sums of the first to the stack: a store and a reload (forwarded, about 7
+            # cycles) on every add of their chains. One turn per rating keeps the eight sums
+            # in registers.
+            tk.no_unroll(loop)
             if n_vec is not None:
                 for k in range(n_vec):
                     tk.store_vec(builder.load(acc[0][k]), t_sum, const(k * W))
