@@ -26,7 +26,7 @@ from fastmf.kernels._cholesky import (
 )
 from fastmf.kernels._gram import gram_lower, gram_lower_range, padded, piece_rows
 from fastmf.kernels._jit import helper
-from fastmf.kernels._pass import gather_stats, rows_pass
+from fastmf.kernels._pass import gather_stats, residual_sse, rows_pass
 from fastmf.kernels.objective import _row_sse
 
 # Fused multiply-add only. Reassociation is left off on purpose: it would let results depend
@@ -217,8 +217,8 @@ def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T,
     The factors ``X[t] = v_j`` are gathered ``X.shape[0]`` ratings at a time and the lower
     triangle of ``X^T X`` is summed per chunk (:func:`_gather_chunk`); the bias and rating
     columns are summed while gathering. With ``keep``, ``r[t] = r'`` is kept beside ``X[t]``
-    for the row's first chunk (for :func:`_residual_sse`); without, ``X`` and ``r`` are
-    scratch. A row that fits one chunk writes ``G`` directly; a longer one sums its chunks'
+    for the row's first chunk (for :func:`fastmf.kernels._pass.residual_sse`); without, ``X``
+    and ``r`` are scratch. A row that fits one chunk writes ``G`` directly; a longer one sums its chunks'
     statistics from ``T``. ``X``, ``G``, ``T`` and ``r`` come from :func:`_gram_scratch`
     (columns padded to the vector width, ``X``'s padding zero).
     """
@@ -313,45 +313,6 @@ def _gram_scratch(chunk, K, dt):
     Kp = padded(K)
     return (np.zeros((chunk, Kp), dtype=dt), system_scratch(K + 1, dt),
             np.zeros((K + 2, Kp), dtype=dt), np.empty(chunk, dtype=dt))
-
-
-@helper(fastmath=_FASTMATH_REDUCE)
-def _residual_sse(X, r, m, K, x, b):
-    """``sum_t (r_t - b - X[t, :K] . x[:K])^2`` over the first ``m`` gathered ratings.
-
-    A row's share of the objective once its update ``(x, b)`` is known, from the block the
-    half-step gathered anyway, so the objective needs no second pass over the ratings
-    (issue 17). Each residual is computed in the factors' dtype, as ``predict`` computes a
-    rating; only its square is summed in float64. Reads only, so reassociation is safe: the
-    dot products vectorize, in an order fixed at compile time.
-    """
-    s = 0.0
-    t = 0
-    while t + 4 <= m:  # four ratings at a time, as the CG passes: independent sums
-        d0 = X.dtype.type(0.0)
-        d1 = d0
-        d2 = d0
-        d3 = d0
-        for k in range(K):
-            xk = x[k]
-            d0 += X[t, k] * xk
-            d1 += X[t + 1, k] * xk
-            d2 += X[t + 2, k] * xk
-            d3 += X[t + 3, k] * xk
-        e0 = np.float64(r[t] - b - d0)
-        e1 = np.float64(r[t + 1] - b - d1)
-        e2 = np.float64(r[t + 2] - b - d2)
-        e3 = np.float64(r[t + 3] - b - d3)
-        s += e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3
-        t += 4
-    while t < m:
-        d = X.dtype.type(0.0)
-        for k in range(K):
-            d += X[t, k] * x[k]
-        e = np.float64(r[t] - b - d)
-        s += e * e
-        t += 1
-    return s
 
 
 @helper(fastmath=_FASTMATH_REDUCE)
@@ -531,7 +492,7 @@ def _lanes_solve(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_b
         elif not ok:
             sse[row] = np.nan
         else:  # sse is wanted: the slots kept the rows gathered
-            sse[row] = _residual_sse(Xs[lane], rs[lane], n, K, x, b)
+            sse[row] = residual_sse(Xs[lane], rs[lane], n, K, x, b)
         if not ok:
             n_failed += 1
     count[0] = 0
@@ -625,7 +586,7 @@ def solve_rows(
             elif not ok:
                 sse[row] = np.nan
             elif n <= chunk:  # the row is still gathered in X, r
-                sse[row] = _residual_sse(X, r, n, K, x, b)
+                sse[row] = residual_sse(X, r, n, K, x, b)
             else:
                 sse[row] = _row_sse(indptr, indices, data, factors, bias, other, other_bias,
                                     mu, row, u64)
