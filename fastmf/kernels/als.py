@@ -218,8 +218,8 @@ def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T,
     triangle of ``X^T X`` is summed per chunk (:func:`_gather_chunk`); the bias and rating
     columns are summed while gathering. With ``keep``, ``r[t] = r'`` is kept beside ``X[t]``
     for the row's first chunk (for :func:`fastmf.kernels._pass.residual_sse`); without, ``X``
-    and ``r`` are scratch. A row that fits one chunk writes ``G`` directly; a longer one sums its chunks'
-    statistics from ``T``. ``X``, ``G``, ``T`` and ``r`` come from :func:`_gram_scratch`
+    and ``r`` are scratch. A row that fits one chunk writes ``G`` directly; a longer one sums
+    its chunks' statistics from ``T``. ``X``, ``G``, ``T`` and ``r`` come from :func:`_gram_scratch`
     (columns padded to the vector width, ``X``'s padding zero).
     """
     K = other.shape[1]
