@@ -49,6 +49,17 @@ def tutorial_als(users, items, ratings, M, N, K, lam, n_iter, U0, V0):
     return U, V, b, c
 
 
+def residual_sse(X, r, x, b):
+    """A row's sum of squared residuals by the definition, rating by rating in float64:
+    ``sum_t (r_t - b - X[t] . x)^2``."""
+    total = 0.0
+    for t in range(len(r)):
+        d = sum(float(X[t, k]) * float(x[k]) for k in range(len(x)))
+        e = float(r[t]) - float(b) - d
+        total += e * e
+    return total
+
+
 def rows_pass(other, idx, data, bias, offset, v, vb, residual):
     """One CG pass by the definition, rating by rating in float64: ``q_t`` and ``sum_t q_t
     other[j_t]`` with ``q_t = data_t - offset - bias[j_t] - other[j_t] . v - vb`` (residual)

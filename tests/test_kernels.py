@@ -12,7 +12,7 @@ from fastmf._solver import row_order
 from fastmf.kernels import objective, predict_pairs, solve_rows, solve_rows_cg
 from fastmf.kernels._cholesky import LANE_VECTOR_BYTES, pack_lanes, solve_lanes
 from fastmf.kernels._gram import _ROWS, VECTOR_BYTES, gram_lower, gram_lower_range, padded
-from fastmf.kernels._pass import gather_stats, rows_pass
+from fastmf.kernels._pass import gather_stats, residual_sse, rows_pass
 from fastmf.kernels.als import (
     _ROW_WEIGHT,
     _cholesky_solve,
@@ -430,6 +430,31 @@ def test_rows_pass_matches_the_definition(dtype, K, m):
             assert got == pytest.approx(want_q.sum(), rel=tol, abs=tol * K * max(m, 1))
             np.testing.assert_allclose(out[:K], 1.0 + want_out, rtol=tol, atol=tol * K * m)
             assert (out[K:] == 0.0).all()
+
+
+@numba.njit
+def _residual_sse_jit(X, r, m, K, x, b):
+    return residual_sse(X, r, m, K, x, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K", [1, 3, 8, 17, 32, 33, 64, 70])
+@pytest.mark.parametrize("m", [0, 1, 3, 4, 9, 203])
+def test_residual_sse_matches_the_definition(dtype, K, m):
+    """The Cholesky objective's residuals (x in registers, groups of four or eight) against
+    the rating-by-rating float64 sum, for widths that fill, straddle and exceed the vectors
+    and the register path. X has exactly K columns, followed by a row of NaN, and x's
+    entries past K are NaN: nothing past K may be read."""
+    rng = np.random.default_rng(K * 10 + m)
+    X = rng.standard_normal((m + 1, K)).astype(dtype)
+    X[m] = np.nan  # what a read past the last row's K columns would find
+    r = rng.standard_normal(m + 1).astype(dtype)
+    x = np.full(padded(K) + 8, np.nan, dtype)
+    x[:K] = rng.standard_normal(K)
+    want = ref.residual_sse(X[:m], r[:m], x[:K], dtype(0.3))
+    got = _residual_sse_jit(X[:m], r, m, K, x, dtype(0.3))
+    tol = RTOL[dtype] / 10
+    assert got == pytest.approx(want, rel=tol, abs=tol * K)
 
 
 @numba.njit

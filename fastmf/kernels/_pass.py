@@ -672,7 +672,8 @@ def residual_sse(X, r, m, K, x, b):
     group with scalar inserts and kept numba's negative-index checks. The order of every sum
     is fixed when the kernel is compiled, so the value does not depend on the thread count.
 
-    ``X`` is C-contiguous with at least ``K`` columns, ``x`` has at least ``K`` entries.
+    ``X`` is C-contiguous with at least ``K`` columns, ``x`` has at least ``K`` entries;
+    nothing past them is read.
     """
     e = (r[:m] - b) - X[:m, :K] @ x[:K]
     e = e.astype(np.float64)
@@ -727,10 +728,12 @@ def _residual_sse(typingctx, X, r, m, K, x, b):
 
             def dot(t):
                 row = builder.gep(xbase, [builder.mul(t, xstride)])
-                if n_vec is not None:
-                    acc = builder.fmul(tk.load_vec(row, vec, const(0)), xv[0])
+                if n_vec is not None:  # the row's last vector masked as x's (K columns)
+                    xr = [tk.load_row(row, const(k * W), last if k == n_vec - 1 else None)
+                          for k in range(n_vec)]
+                    acc = builder.fmul(xr[0], xv[0])
                     for k in range(1, n_vec):
-                        acc = tk.fma(tk.load_vec(row, vec, const(k * W)), xv[k], acc)
+                        acc = tk.fma(xr[k], xv[k], acc)
                     return acc
                 slot = cgutils.alloca_once_value(builder, ir.Constant(vec, None))
                 with cgutils.for_range(builder, nv) as loop:
