@@ -320,6 +320,10 @@ def _solve_lanes(typingctx, B, D, tol):
                     rv = builder.fneg(load(builder.add(p, k)))
                     for c in range(len(cols)):
                         builder.store(tk.fma(rv, cv[c], builder.load(acc[r][c])), acc[r][c])
+            # Not unrolled: LLVM unrolled it twice, and with AVX2's 16 vector registers the
+            # twelve sums of a 6 x 2 block then went through the stack (issue 17, Zen 3: 58
+            # instructions with 13 stack references per two turns; now 24 with none per turn).
+            tk.no_unroll(loop)
             return [[builder.load(acc[r][c]) for c in range(len(cols))]
                     for r in range(len(rows))]
 
