@@ -104,7 +104,9 @@ class _IR:
                                               ir.FunctionType(ret, params), name)
 
     def _suffix(self, ty):
-        base = "f32" if self.size == 4 else "f64"
+        """LLVM's intrinsic suffix for ``ty`` (``f32``, ``v8f32``, ``v4f64``, ...)."""
+        element = ty.element if isinstance(ty, ir.VectorType) else ty
+        base = "f64" if isinstance(element, ir.DoubleType) else "f32"
         return f"v{ty.count}{base}" if isinstance(ty, ir.VectorType) else base
 
     def fma(self, a, b, c):
@@ -186,6 +188,14 @@ class _IR:
                      [i * w + h + k for i in range(per) for k in range(h)])
             w = h
         return c
+
+    def pair_sum(self, a):
+        """A short vector's lanes summed by adjacent pairs: ``((a0 + a1) + (a2 + a3))`` for
+        four."""
+        vals = [self.builder.extract_element(a, self.i32(i)) for i in range(a.type.count)]
+        while len(vals) > 1:
+            vals = [self.builder.fadd(vals[i], vals[i + 1]) for i in range(0, len(vals), 2)]
+        return vals[0]
 
     def hsum(self, a):
         """One vector's horizontal sum, by the same kind of fixed tree."""
@@ -464,11 +474,7 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
                     col = const(k * W)
                     both = builder.fadd(builder.load(acc[0][k]), builder.load(acc[1][k]))
                     store_vec(builder.fadd(load_vec(optr, vec, col), both), optr, col)
-            tg = builder.load(total)
-            vals = [builder.extract_element(tg, i32(i)) for i in range(G)]
-            while len(vals) > 1:  # adjacent pairs: ((t0 + t1) + (t2 + t3)) for four
-                vals = [builder.fadd(vals[i], vals[i + 1]) for i in range(0, len(vals), 2)]
-            return builder.fadd(vals[0], builder.load(tail))
+            return builder.fadd(tk.pair_sum(builder.load(total)), builder.load(tail))
 
         # One loop per mode and register width, chosen once per call.
         result = cgutils.alloca_once_value(builder, fzero)
@@ -694,7 +700,7 @@ def _residual_sse(typingctx, X, r, m, K, x, b):
     def codegen(context, builder, signature, args):
         x_t, r_t, m_t, k_t, v_t, b_t = signature.args
         tk = _IR(context, builder, dt)
-        W, vec, const, i32 = tk.W, tk.vec, tk.const, tk.i32
+        W, vec, const = tk.W, tk.vec, tk.const
         xa, xbase = tk.array(x_t, args[0])
         _, rptr = tk.array(r_t, args[1])
         m_ = context.cast(builder, args[2], m_t, types.intp)
@@ -711,12 +717,6 @@ def _residual_sse(typingctx, X, r, m, K, x, b):
             return value if tk.size == 8 else builder.fpext(value, (
                 ir.VectorType(f64, value.type.count) if isinstance(value.type, ir.VectorType)
                 else f64))
-
-        def fma64(a, b, c):
-            ty = a.type
-            name = f"llvm.fma.v{ty.count}f64" if isinstance(ty, ir.VectorType) else "llvm.fma.f64"
-            fn = tk.function(name, ty, [ty] * 3)
-            return builder.call(fn, [a, b, c])
 
         def emit(n_vec, masked):
             """The loop with ``x`` in ``n_vec`` registers (``None``: any width, ``x`` read
@@ -755,18 +755,15 @@ def _residual_sse(typingctx, X, r, m, K, x, b):
                 rg = builder.load(builder.bitcast(builder.gep(rptr, [t]), vecg.as_pointer()),
                                   align=tk.size)
                 e = widen(builder.fsub(builder.fsub(rg, tk.splat(b_, vecg)), d))
-                builder.store(fma64(e, e, builder.load(total)), total)
+                builder.store(tk.fma(e, e, builder.load(total)), total)
             tail = cgutils.alloca_once_value(builder, ir.Constant(f64, 0.0))
             with cgutils.for_range(builder, builder.urem(m_, const(G))) as rest:
                 t = builder.add(builder.mul(n_groups, const(G)), rest.index)
                 rt = builder.load(builder.gep(rptr, [t]))
                 e = widen(builder.fsub(builder.fsub(rt, b_), tk.hsum(dot(t))))
-                builder.store(fma64(e, e, builder.load(tail)), tail)
-            tg = builder.load(total)
-            vals = [builder.extract_element(tg, i32(i)) for i in range(G)]
-            while len(vals) > 1:  # adjacent pairs: ((s0 + s1) + (s2 + s3)) for four
-                vals = [builder.fadd(vals[i], vals[i + 1]) for i in range(0, len(vals), 2)]
-            builder.store(builder.fadd(vals[0], builder.load(tail)), result)
+                builder.store(tk.fma(e, e, builder.load(tail)), tail)
+            builder.store(builder.fadd(tk.pair_sum(builder.load(total)), builder.load(tail)),
+                          result)
 
         done = builder.append_basic_block("residual_sse.done")
         tk.by_width(nv, k_, emit, done)
