@@ -4,6 +4,7 @@ Each test is named after the defect it pins."""
 import json
 import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -286,8 +287,11 @@ def test_concurrent_fits_in_threads_restore_blas_threads():
         assert blas() == before
 
 
-def test_import_and_fit_work_when_home_and_the_package_are_not_writable(tmp_path):
-    # "cannot cache function '_cholesky_solve'" for a user who cannot write either
+def test_import_and_a_cached_kernel_work_when_home_and_the_package_are_not_writable(tmp_path):
+    # "cannot cache function '_cholesky_solve'" for a user who cannot write either. Importing
+    # fastmf decorates every kernel (where numba raised that); one small kernel then compiles
+    # and writes its cache through the same locator as a fit's. A fit here compiled all of
+    # its kernels afresh in the subprocess: about 60 s of a cold CI run for no more coverage.
     import subprocess
     import sys
 
@@ -295,12 +299,14 @@ def test_import_and_fit_work_when_home_and_the_package_are_not_writable(tmp_path
                                                             "FASTMF_CACHE_DIR")}
     env.update(HOME=str(tmp_path / "nonexistent" / "home"), XDG_CACHE_HOME="/proc/nope",
                TMPDIR=str(tmp_path))
-    code = ("import fastmf; m = fastmf.BiasedALS(2, n_iter=1).fit(fastmf.make_ratings(20, 10,"
-            " 50)[0]); from fastmf.kernels import _cache; print(_cache._CHOSEN)")
+    code = ("import fastmf; from fastmf.kernels.topn import log_ndtr; assert log_ndtr(0.0) < 0;"
+            " from fastmf.kernels import _cache; print(_cache._CHOSEN[0])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert str(tmp_path) in proc.stdout  # fell back to the temporary directory
+    chosen = Path(proc.stdout.strip())
+    assert tmp_path in chosen.parents  # fell back to the temporary directory
+    assert any(chosen.rglob("*log_ndtr*.nbi"))  # and the kernel's cache was written there
 
 
 @pytest.mark.parametrize("scale", [1e4, 1e5, 1e6])
