@@ -8,6 +8,7 @@ from conftest import CONFIGS, awkward_ratings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fastmf import Ratings
 from fastmf._solver import row_order
 from fastmf.kernels import objective, predict_pairs, solve_rows, solve_rows_cg
 from fastmf.kernels._cholesky import LANE_VECTOR_BYTES, pack_lanes, solve_lanes
@@ -110,6 +111,27 @@ def test_half_step_sse_is_each_rows_residual_sum_of_squares(small, config, solve
     np.testing.assert_allclose(sse[rated], want[rated], rtol=1e-5 if dtype == np.float32
                                else 1e-11, atol=1e-6)
     assert (sse[~rated] == -1.0).all()  # rows with no ratings are not listed, not written
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("joint", [True, False])
+def test_factors_do_not_depend_on_whether_the_objective_is_computed(dtype, joint):
+    """Regression (issue 17): with the objective wanted, rows longer than a batch slot were
+    solved one by one instead of in a batch, so the factors' last bits depended on whether
+    the fit computed its loss (K = 130, float64, sequential bias update)."""
+    rng = np.random.default_rng(5)
+    dense = (rng.random((60, 400)) < 0.1) * rng.integers(1, 6, (60, 400))
+    dense[:4, :120] = rng.integers(1, 6, (4, 120))  # rows of 120+ ratings: past the old slot
+    ratings = Ratings(*np.nonzero(dense), dense[np.nonzero(dense)].astype(float))
+    for K in (10, 130):
+        csr, csc, U, V, b, c, mu = _setup(ratings, K, dtype)
+        got = []
+        for sse in (NO_SSE, np.zeros(csr[0].shape[0] - 1)):
+            F, bias = U.copy(), b.copy()
+            _step(csr, V, c, mu, 0.1, 0.1, False, False, joint, F, bias, n_tasks=1, sse=sse)
+            got.append((F, bias))
+        np.testing.assert_array_equal(got[0][0], got[1][0])
+        np.testing.assert_array_equal(got[0][1], got[1][1])
 
 
 def test_empty_rows_are_left_untouched(small):
@@ -433,26 +455,32 @@ def test_rows_pass_matches_the_definition(dtype, K, m):
 
 
 @numba.njit
-def _residual_sse_jit(X, r, m, K, x, b):
-    return residual_sse(X, r, m, K, x, b)
+def _residual_sse_jit(other, idx, lo, r, m, K, x, b):
+    return residual_sse(other, idx, lo, r, m, K, x, b)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("K", [1, 3, 8, 17, 32, 33, 64, 70])
 @pytest.mark.parametrize("m", [0, 1, 3, 4, 9, 203])
 def test_residual_sse_matches_the_definition(dtype, K, m):
-    """The Cholesky objective's residuals (x in registers, groups of four or eight) against
-    the rating-by-rating float64 sum, for widths that fill, straddle and exceed the vectors
-    and the register path. X has exactly K columns, followed by a row of NaN, and x's
-    entries past K are NaN: nothing past K may be read."""
+    """The Cholesky objective's residuals (x in registers, groups of four or eight, the other
+    side's rows read through the index) against the rating-by-rating float64 sum, for widths
+    that fill, straddle and exceed the vectors and the register path. ``other`` has exactly
+    K columns, its last listed row is followed by a row of NaN, and x's entries past K are
+    NaN: nothing past K may be read."""
     rng = np.random.default_rng(K * 10 + m)
-    X = rng.standard_normal((m + 1, K)).astype(dtype)
-    X[m] = np.nan  # what a read past the last row's K columns would find
+    S = 50
+    other = rng.standard_normal((S + 1, K)).astype(dtype)
+    other[S] = np.nan  # what a read past row S - 1's K columns would find
+    idx = np.concatenate([[7, 7], rng.integers(0, S, m), [S - 1]]).astype(np.int32)
+    lo = 2
+    if m:
+        idx[lo + m - 1] = S - 1
     r = rng.standard_normal(m + 1).astype(dtype)
     x = np.full(padded(K) + 8, np.nan, dtype)
     x[:K] = rng.standard_normal(K)
-    want = ref.residual_sse(X[:m], r[:m], x[:K], dtype(0.3))
-    got = _residual_sse_jit(X[:m], r, m, K, x, dtype(0.3))
+    want = ref.residual_sse(other[idx[lo:lo + m]], r[:m], x[:K], dtype(0.3))
+    got = _residual_sse_jit(other, idx, lo, r, m, K, x, dtype(0.3))
     tol = RTOL[dtype] / 10
     assert got == pytest.approx(want, rel=tol, abs=tol * K)
 
@@ -523,10 +551,9 @@ def test_gather_stats_in_two_calls_gives_the_bits_of_one(dtype, K):
 @pytest.mark.parametrize("K", [5, 32])
 @pytest.mark.parametrize("chunk", [70, 5000])
 def test_gather_gram_in_l1_pieces_gives_the_bits_of_keeping_the_row(dtype, K, chunk):
-    """Where the caller does not need the row gathered afterwards, its pieces all go to the
-    first rows of the scratch (which stays in L1): the row's statistics are those of the
-    gather that keeps it, bit for bit, for rows of one piece, several pieces and (chunk 70)
-    several chunks."""
+    """The row's pieces all go to the first rows of the scratch (which stays in L1), whether
+    or not its ratings ``r'`` are kept for the objective: the statistics are the same bit for
+    bit either way, for rows of one piece, several pieces and (chunk 70) several chunks."""
     rng = np.random.default_rng(K)
     n = 1500
     other, idx, data, bias = _listed_rows(rng, 60, K, n, np.int32, dtype)

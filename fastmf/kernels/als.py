@@ -187,13 +187,14 @@ def _gather_chunk(other, indices, lo, m, data, other_bias, offset, X, T, r, sr, 
     """Gather ratings ``lo .. lo + m - 1`` and sum their statistics into ``T``, as one
     :func:`gather_stats` and one :func:`gram_lower` would.
 
-    With ``keep`` that is what it does: ``X[:m]`` and ``r[:m]`` hold the chunk afterwards.
-    Without, the chunk goes :func:`fastmf.kernels._gram.piece_rows` ratings at a time to the
-    first rows of ``X``, each piece's Gram product taken while the piece is in L1, the sums
-    resumed from ``T``: ``X`` then never leaves L1. The sums run over the ratings in the same
-    order either way, bit for bit. Returns ``(sr, srr)`` continued."""
+    The chunk goes :func:`fastmf.kernels._gram.piece_rows` ratings at a time to the first
+    rows of ``X``, each piece's Gram product taken while the piece is in L1, the sums resumed
+    from ``T``: ``X`` never leaves L1. With ``keep``, ``r[:m]`` holds the chunk's ratings
+    afterwards (for :func:`fastmf.kernels._pass.residual_sse`); without, only the last
+    piece's. The sums run over the ratings in the same order either way, bit for bit.
+    Returns ``(sr, srr)`` continued."""
     K = other.shape[1]
-    P = max(m, 1) if keep else piece_rows(X)
+    P = piece_rows(X)
     first = min(P, m)  # the first piece starts the sums (m = 0 included: zeros)
     sr, srr = gather_stats(other, indices, lo, first, data, other_bias, offset, X, T, r, sr,
                            srr, 0, False)
@@ -201,7 +202,7 @@ def _gather_chunk(other, indices, lo, m, data, other_bias, offset, X, T, r, sr, 
     for p0 in range(first, m, P):  # the next pieces go where the first was, and continue
         p1 = min(p0 + P, m)
         sr, srr = gather_stats(other, indices, lo + p0, p1 - p0, data, other_bias, offset, X,
-                               T, r, sr, srr, 0, True)
+                               T, r[p0 if keep else 0:], sr, srr, 0, True)
         gram_lower_range(X, 0, p1 - p0, K, T, True)
     return sr, srr
 
@@ -214,18 +215,19 @@ def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T,
     ``G[K+1, K+1] = sum r'^2``. Only the lower triangle is meaningful: some entries right of
     the diagonal are written too, and the columns past ``K + 2``.
 
-    The factors ``X[t] = v_j`` are gathered ``X.shape[0]`` ratings at a time and the lower
-    triangle of ``X^T X`` is summed per chunk (:func:`_gather_chunk`); the bias and rating
-    columns are summed while gathering. With ``keep``, ``r[t] = r'`` is kept beside ``X[t]``
-    for the row's first chunk (for :func:`fastmf.kernels._pass.residual_sse`); without, ``X``
-    and ``r`` are scratch. A row that fits one chunk writes ``G`` directly; a longer one sums
-    its chunks' statistics from ``T``. ``X``, ``G``, ``T`` and ``r`` come from :func:`_gram_scratch`
-    (columns padded to the vector width, ``X``'s padding zero).
+    The ratings are taken ``r.shape[0]`` at a time (a chunk, :func:`_gather_chunk`): the
+    factors ``v_j`` gathered piece by piece into ``X`` and the lower triangle of their
+    ``X^T X`` summed, the bias and rating columns summed while gathering. With ``keep``,
+    ``r[t] = r'`` is kept for the row's first chunk (for
+    :func:`fastmf.kernels._pass.residual_sse`); without, ``r`` is scratch. A row that fits
+    one chunk writes ``G`` directly; a longer one sums its chunks' statistics from ``T``.
+    ``X``, ``G``, ``T`` and ``r`` come from :func:`_gram_scratch` (columns padded to the
+    vector width, ``X``'s padding zero).
     """
     K = other.shape[1]
     start = indptr[row]
     n = indptr[row + 1] - start
-    CH = X.shape[0]
+    CH = r.shape[0]
     zero = G.dtype.type(0.0)
     sr = zero
     srr = zero
@@ -304,14 +306,16 @@ def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current,
 
 @njit(cache=True)
 def _gram_scratch(chunk, K, dt):
-    """One task's scratch for :func:`_gather_gram`: ``X (chunk, Kp)``, ``G`` (the
+    """One task's scratch for :func:`_gather_gram`: ``X (P, Kp)`` (one piece,
+    :func:`fastmf.kernels._gram.piece_rows`, or ``chunk`` rows if fewer), ``G`` (the
     :func:`system_scratch` of the joint ``K + 1`` system), ``T (K+2, Kp)`` with ``Kp =
     padded(K)`` and ``r (chunk,)``, allocated once per task, never per row. The padding
-    columns of ``X`` stay zero (:func:`gram_lower` reads them); ``G`` is wide enough for
-    :func:`gram_lower` and :func:`gather_stats` to write it directly, and for
+    columns of ``X`` stay zero (:func:`fastmf.kernels._gram.gram_lower` reads them); ``G``
+    is wide enough for the product and :func:`gather_stats` to write it directly, and for
     :func:`_cholesky_solve` to solve it in place."""
     Kp = padded(K)
-    return (np.zeros((chunk, Kp), dtype=dt), system_scratch(K + 1, dt),
+    P = min(chunk, piece_rows(np.empty((0, Kp), dtype=dt)))
+    return (np.zeros((P, Kp), dtype=dt), system_scratch(K + 1, dt),
             np.zeros((K + 2, Kp), dtype=dt), np.empty(chunk, dtype=dt))
 
 
@@ -409,25 +413,16 @@ LANE_BYTES = LANE_VECTOR_BYTES
 
 
 @njit(cache=True)
-def _slot_chunk(chunk, W):
-    """Ratings a batched row may have when the objective is wanted: each row's gathered
-    block is then kept until its batch is solved, so the ``W`` slots share the bytes of the
-    one gather scratch of ``chunk`` ratings. (Reading the factors again instead took
-    3.6 ms against 1.9 ms on the ML-1M shape's item side, K = 32, one thread.)"""
-    return max(64, chunk // W)
-
-
-@njit(cache=True)
 def _lanes_scratch(D, W, K, slot, dt):
     """A task's batch of ``W`` systems of size ``D`` (see :func:`_lane_add`): ``(B, tol, Gs,
-    Ss, Xs, rs, rows, b, count)``: the packed systems and their pivot tolerances; each
-    slot's statistics, sequential system, and gathered block and ratings of up to ``slot``
-    ratings (none when ``slot`` is 0: the objective is not wanted, the gather scratch is
-    shared); the slots' rows and sequential biases; the number of rows added."""
+    Ss, rs, rows, b, count)``: the packed systems and their pivot tolerances; each slot's
+    statistics, sequential system, and gathered ratings ``r'`` of up to ``slot`` ratings
+    (kept for the objective; none when ``slot`` is 0, the objective not wanted); the slots'
+    rows and sequential biases; the number of rows added."""
     return (np.zeros((D * (D + 1) // 2 + D + W, W), dtype=dt), np.zeros(W, dtype=dt),
             np.zeros((W, K + 5, padded(K + 2)), dtype=dt),
             np.zeros((W, K + 4, padded(K + 1)), dtype=dt),
-            np.zeros((W, slot, padded(K)), dtype=dt), np.empty((W, slot), dtype=dt),
+            np.empty((W, slot), dtype=dt),
             np.empty(W, dtype=np.int64), np.empty(W, dtype=dt), np.zeros(1, dtype=np.int64))
 
 
@@ -436,12 +431,12 @@ def _lane_add(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_bias
               count_bias, joint, row, factors, X, T, r):
     """Gather ``row`` and form its system (:func:`_row_system`) in the next slot, with its
     pivot tolerance as :func:`_cholesky_solve` sets it. True when the batch is full."""
-    B, tol, Gs, Ss, Xs, rs, rows, bs, count = lanes
+    B, tol, Gs, Ss, rs, rows, bs, count = lanes
     lane = count[0]
     n = indptr[row + 1] - indptr[row]
-    if Xs.shape[1] > 0:  # kept for the objective
-        _gather_gram(indptr, indices, data, other, other_bias, mu, row, Xs[lane], Gs[lane],
-                     T, rs[lane], True)
+    if rs.shape[1] > 0:  # kept for the objective
+        _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, Gs[lane], T,
+                     rs[lane], True)
     else:
         _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, Gs[lane], T, r,
                      False)
@@ -464,7 +459,7 @@ def _lanes_solve(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_b
     each row (and its share of the objective) as :func:`solve_rows` does; a lane whose
     system failed is gathered again and retried alone, Jacobi-scaled. Empties the batch;
     returns the number of rows that failed."""
-    B, tol, Gs, Ss, Xs, rs, rows, bs, count = lanes
+    B, tol, Gs, Ss, rs, rows, bs, count = lanes
     m = count[0]
     if m == 0:
         return 0
@@ -492,7 +487,7 @@ def _lanes_solve(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_b
         elif not ok:
             sse[row] = np.nan
         else:  # sse is wanted: the slots kept the rows gathered
-            sse[row] = residual_sse(Xs[lane], rs[lane], n, K, x, b)
+            sse[row] = residual_sse(other, indices, indptr[row], rs[lane], n, K, x, b)
         if not ok:
             n_failed += 1
     count[0] = 0
@@ -552,8 +547,7 @@ def solve_rows(
     chunk = _gram_chunk(indptr, order, K)
     W = LANE_BYTES // factors.itemsize
     D = K + 1 if joint else K
-    slot = _slot_chunk(chunk, W) if sse.shape[0] > 0 else 0
-    batched = slot if sse.shape[0] > 0 else chunk
+    slot = chunk if sse.shape[0] > 0 else 0
     spans = task_spans(indptr, order, n_tasks)
     for task in prange(n_tasks):
         X, G, T, r = _gram_scratch(chunk, K, dt)
@@ -564,7 +558,7 @@ def solve_rows(
         for q in range(spans[task], spans[task + 1]):
             row = order[q]
             n = indptr[row + 1] - indptr[row]
-            if n <= batched:  # solved with W - 1 other rows, one per vector lane
+            if n <= chunk:  # solved with W - 1 other rows, one per vector lane
                 if _lane_add(lanes, indptr, indices, data, other, other_bias, mu, reg,
                              reg_bias, count_reg, count_bias, joint, row, factors, X, T, r):
                     failed[task] += _lanes_solve(lanes, indptr, indices, data, other,
@@ -585,8 +579,8 @@ def solve_rows(
                 pass
             elif not ok:
                 sse[row] = np.nan
-            elif n <= chunk:  # the row is still gathered in X, r
-                sse[row] = residual_sse(X, r, n, K, x, b)
+            elif n <= chunk:  # the row's r is kept
+                sse[row] = residual_sse(other, indices, indptr[row], r, n, K, x, b)
             else:
                 sse[row] = _row_sse(indptr, indices, data, factors, bias, other, other_bias,
                                     mu, row, u64)
