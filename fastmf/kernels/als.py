@@ -486,7 +486,7 @@ def _lanes_solve(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_b
             pass
         elif not ok:
             sse[row] = np.nan
-        else:  # sse is wanted: the slots kept the rows gathered
+        else:  # sse is wanted: the slots kept the rows' r'
             sse[row] = residual_sse(other, indices, indptr[row], rs[lane], n, K, x, b)
         if not ok:
             n_failed += 1
