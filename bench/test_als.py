@@ -80,7 +80,8 @@ def _gram_phase(indptr, indices, data, other, other_bias, mu, order, n_tasks):
     for task in prange(n_tasks):
         X, G, T, r = _gram_scratch(chunk, other.shape[1], other.dtype)
         for q in range(task, order.shape[0], n_tasks):
-            _gather_gram(indptr, indices, data, other, other_bias, mu, order[q], X, G, T, r)
+            _gather_gram(indptr, indices, data, other, other_bias, mu, order[q], X, G, T, r,
+                         False)
 
 
 @pytest.mark.parametrize("K", [32, 64])
