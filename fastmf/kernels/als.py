@@ -434,12 +434,9 @@ def _lane_add(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_bias
     B, tol, Gs, Ss, rs, rows, bs, count = lanes
     lane = count[0]
     n = indptr[row + 1] - indptr[row]
-    if rs.shape[1] > 0:  # kept for the objective
-        _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, Gs[lane], T,
-                     rs[lane], True)
-    else:
-        _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, Gs[lane], T, r,
-                     False)
+    keep = rs.shape[1] > 0  # the ratings' r' kept for the objective
+    _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, Gs[lane], T,
+                 rs[lane] if keep else r, keep)
     A, D, b = _row_system(Gs[lane], n, reg, reg_bias, count_reg, count_bias, joint,
                           factors[row], Ss[lane])
     biggest = A.dtype.type(0.0)
@@ -566,12 +563,13 @@ def solve_rows(
                                                  count_bias, joint, factors, bias, sse, X, G,
                                                  T, r, S, x)
                 continue
-            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r, True)
+            # A row longer than a chunk: solved alone, its objective from _row_sse
+            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r, False)
             ok, b = _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint,
                                      factors[row], S, x)
             if not ok:  # retry Jacobi-scaled (the plain pass keeps the common case's bits)
                 _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r,
-                             True)
+                             False)
                 ok, b = _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint,
                                          factors[row], S, x, True)
             _write_row(ok, b, x, row, factors, bias)
@@ -579,8 +577,6 @@ def solve_rows(
                 pass
             elif not ok:
                 sse[row] = np.nan
-            elif n <= chunk:  # the row's r is kept
-                sse[row] = residual_sse(other, indices, indptr[row], r, n, K, x, b)
             else:
                 sse[row] = _row_sse(indptr, indices, data, factors, bias, other, other_bias,
                                     mu, row, u64)
