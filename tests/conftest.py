@@ -1,6 +1,8 @@
 """Shared fixtures: small rating sets with the awkward rows real data has."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +52,26 @@ def awkward_ratings(seed: int = 1, n_users: int = 40, n_items: int = 30, n: int 
 @pytest.fixture
 def small():
     return awkward_ratings()
+
+
+# -- the kernel cache, warmed from a second process ------------------------------------------
+# See _warm_kernels.py. Only for a run of many tests: a single file or test would spend its
+# second core compiling kernels it never calls. FASTMF_TEST_WARMUP=0 turns it off.
+_WARM: list[subprocess.Popen] = []
+
+
+def pytest_collection_finish(session):
+    if len(session.items) < 200 or os.environ.get("FASTMF_TEST_WARMUP") == "0":
+        return
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    _WARM.append(subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("_warm_kernels.py"))],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    ))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for proc in _WARM:  # numba writes each cache file whole (temp file, then rename)
+        proc.kill()
+        proc.wait()
