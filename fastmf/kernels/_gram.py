@@ -7,8 +7,9 @@ natural choice on AVX2-only CPUs) the per-row calls leave OpenBLAS's small-matri
 ML-1M-shaped Gram phase took 107 ms against 42 ms with its SkylakeX kernels (K = 32, one
 thread, issue 17). :func:`gram_lower` is the same product written out: it holds a block of
 ``R`` rows of the result in vector registers while it streams over the ``m`` ratings, one
-vector load of ``X[t]`` and ``R`` scalar broadcasts per fused multiply-add group, and computes
-only the column blocks at or left of the diagonal. Measured on the same shape: 45 ms at
+vector load of ``X[t]`` and ``R`` scalar broadcasts per fused multiply-add group (with AVX2,
+half the rows against two vectors of ``X[t]``: :data:`_PAIRS`), and computes only the column
+blocks at or left of the diagonal. Measured on the same shape: 45 ms at
 K = 32 and 93 ms at K = 64 (BLAS: 42 / 109 ms SkylakeX, 107 / 238 ms Haswell), before the
 broadcasts were addressed from one pointer (below), which made both Cholesky half-steps
 10-13 % faster at K = 32 and 17 % at K = 64.
@@ -44,6 +45,11 @@ LANES = VECTOR_BYTES // 4
 # 16 with AVX2), the rest for the loaded row and the broadcasts. 16 rows measured 5-10 %
 # faster than 8 at K = 32 and 64 with AVX-512; 12 was slower than both.
 _ROWS = VECTOR_BYTES // 4
+# With AVX2, a block's rows go half at a time against two column vectors: a pass then loads
+# 2 vectors and broadcasts 4 scalars per 8 FMAs, against 1 and 8 for all 8 rows against one
+# vector. The loads, not the FMAs, bounded the one-vector pass on Zen 3 (90 loads and 80 FMAs
+# per rating at K = 32, about 2 loads per cycle). Same passes, same sums, same bits.
+_PAIRS = VECTOR_BYTES == 32
 # Each register block is one pass over the row's ratings. With AVX2 there are 10 passes at
 # K = 32 and 36 at K = 64. A long row's X is therefore taken _PIECE_BYTES at a time, at least
 # _PIECE_MIN ratings, so those passes read L1 rather than L2. Each block's sums are stored to T
@@ -153,41 +159,48 @@ def _gram_lower(typingctx, X, t0, t1, K, T, resume):
         half_accs = [cgutils.alloca_once(builder, half_ty) for _ in range(n_half)]
         low = ir.Constant(ir.VectorType(i32, W // 2), list(range(W // 2)))
 
-        def vector_pass(first, col, t0, t1, resume, n_half):
-            """One pass over ratings ``t0 .. t1 - 1`` for the block's rows ``first ..`` and
-            the column vector at ``col``: rows ``first + i`` for ``i < n_half`` take its low
-            half only (half-width vectors), the others all of it."""
-            slots = [(half_accs[i], half_ty) if i < n_half else (accs[i], vecty)
-                     for i in range(_ROWS)]
-            for i, (acc, ty) in enumerate(slots):
+        def vector_pass(first, col, t0, t1, resume, n_half, n_rows=_ROWS, n_cols=1):
+            """One pass over ratings ``t0 .. t1 - 1`` for the block's ``n_rows`` rows
+            ``first ..`` and ``n_cols`` column vectors from ``col``: rows ``first + i`` for
+            ``i < n_half`` take the first vector's low half only (half-width vectors), the
+            others all of it."""
+            slots = [(half_accs[i], half_ty) if i < n_half else (accs[i * n_cols + c], vecty)
+                     for i in range(n_rows) for c in range(n_cols)]
+            at = [(i, builder.add(col, const(c * W)))
+                  for i in range(n_rows) for c in range(n_cols)]
+            for (acc, ty), (i, cc) in zip(slots, at, strict=True):
                 if resume:  # rows past K were not stored: read row K - 1, discarded
                     a = builder.add(first, const(i))
                     a = builder.select(builder.icmp_signed("<", a, k_), a, last_row)
-                    src = builder.gep(tbase, [builder.add(builder.mul(a, tstride), col)])
+                    src = builder.gep(tbase, [builder.add(builder.mul(a, tstride), cc)])
                     builder.store(builder.load(builder.bitcast(src, ty.as_pointer()),
                                                align=size), acc)
                 else:
                     builder.store(ir.Constant(ty, None), acc)
             with cgutils.for_range(builder, builder.sub(t1, t0)) as t:
                 xrow = builder.gep(xbase, [builder.mul(builder.add(t0, t.index), xstride)])
-                xv = builder.load(builder.bitcast(builder.gep(xrow, [col]),
-                                                  vecty.as_pointer()), align=size)
-                xv_low = builder.shuffle_vector(xv, xv, low) if n_half else None
+                xvs = [builder.load(builder.bitcast(builder.gep(xrow, [at[c][1]]),
+                                                    vecty.as_pointer()), align=size)
+                       for c in range(n_cols)]
+                xv_low = builder.shuffle_vector(xvs[0], xvs[0], low) if n_half else None
                 xblock = builder.gep(xrow, [first])
-                for i, (acc, ty) in enumerate(slots):
+                for i in range(n_rows):
                     s = builder.load(builder.gep(xblock, [const(i)]))
-                    s = builder.insert_element(ir.Constant(ty, ir.Undefined), s, i32(0))
-                    s = builder.shuffle_vector(s, s, ir.Constant(ir.VectorType(i32, ty.count),
-                                                                 [0] * ty.count))
-                    if ty is half_ty:
-                        builder.store(builder.call(fma_half, [s, xv_low, builder.load(acc)]),
-                                      acc)
-                    else:
-                        builder.store(builder.call(fma, [s, xv, builder.load(acc)]), acc)
-            for i, (acc, ty) in enumerate(slots):
+                    for c in range(n_cols):
+                        acc, ty = slots[i * n_cols + c]
+                        b = builder.insert_element(ir.Constant(ty, ir.Undefined), s, i32(0))
+                        b = builder.shuffle_vector(
+                            b, b, ir.Constant(ir.VectorType(i32, ty.count), [0] * ty.count))
+                        if ty is half_ty:
+                            builder.store(builder.call(fma_half, [b, xv_low, builder.load(acc)]),
+                                          acc)
+                        else:
+                            builder.store(builder.call(fma, [b, xvs[c], builder.load(acc)]),
+                                          acc)
+            for (acc, ty), (i, cc) in zip(slots, at, strict=True):
                 a = builder.add(first, const(i))
                 with builder.if_then(builder.icmp_signed("<", a, k_), likely=True):
-                    out = builder.gep(tbase, [builder.add(builder.mul(a, tstride), col)])
+                    out = builder.gep(tbase, [builder.add(builder.mul(a, tstride), cc)])
                     builder.store(builder.load(acc), builder.bitcast(out, ty.as_pointer()),
                                   align=size)
 
@@ -209,10 +222,25 @@ def _gram_lower(typingctx, X, t0, t1, K, T, resume):
                 n_vectors = builder.add(builder.udiv(last, const(W)), const(1))
                 # Every column vector left of the diagonal one is full width for all rows;
                 # in the diagonal one, the block's first n_half rows take its low half.
-                with cgutils.for_range(builder, builder.sub(n_vectors, const(1))) as vector:
-                    vector_pass(first, builder.mul(vector.index, const(W)), t0, t1, resume, 0)
-                vector_pass(first, builder.mul(builder.sub(n_vectors, const(1)), const(W)),
-                            t0, t1, resume, n_half)
+                if _PAIRS:
+                    # Two column vectors and half the rows at a time: per rating, 2 vector
+                    # loads and 4 broadcasts per 8 FMAs instead of 1 and 8 (see _PAIRS).
+                    half = const(_ROWS // 2)
+                    with cgutils.for_range(builder, builder.udiv(n_vectors, const(2))) as pair:
+                        col = builder.mul(pair.index, const(2 * W))
+                        vector_pass(first, col, t0, t1, resume, 0, _ROWS // 2, 2)
+                        vector_pass(builder.add(first, half), col, t0, t1, resume, 0,
+                                    _ROWS // 2, 2)
+                    odd = builder.icmp_signed("==", builder.urem(n_vectors, const(2)), const(1))
+                    with builder.if_then(odd):
+                        vector_pass(first, builder.mul(builder.sub(n_vectors, const(1)),
+                                                       const(W)), t0, t1, resume, 0)
+                else:
+                    with cgutils.for_range(builder, builder.sub(n_vectors, const(1))) as vector:
+                        vector_pass(first, builder.mul(vector.index, const(W)), t0, t1, resume,
+                                    0)
+                    vector_pass(first, builder.mul(builder.sub(n_vectors, const(1)), const(W)),
+                                t0, t1, resume, n_half)
 
         # Pieces of ``tb`` ratings: the first starts the sums (a range that fits it, an
         # empty one included, is one pass) unless ``resume``, the others continue them.
