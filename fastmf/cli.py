@@ -148,7 +148,7 @@ def _compile_notice(args: argparse.Namespace) -> None:
     from fastmf.kernels._cache import cache_is_warm
 
     if not args.quiet and not cache_is_warm():
-        print("fastmf: compiling kernels (first run only; about half a minute)",
+        print("fastmf: compiling kernels (first run only; up to a minute per model)",
               file=sys.stderr)
 
 
