@@ -252,7 +252,7 @@ class _IR:
         lines (the estimators' factor matrices start on a 64-byte boundary), and a hint for
         the first only left the second to a demand miss. Issue 17, Zen 3 VM, one thread,
         ``bench/ab_halfstep.py``, min / median: ML-10M-shaped Cholesky half-steps, item
-        412 / 450 -> 363 / 380 ms and user 268 / 335 -> 252 / 269 ms; ML-1M-shaped, 2-5 %
+        412 / 450 -> 363 / 380 ms and user 268 / 335 -> 252 / 269 ms; ML-1M-shaped, 0.5-5 %
         less in three runs. Used by the gather only: in CG's passes, which read each row
         several times, the second hint made them no faster (slower in one run).
         """
