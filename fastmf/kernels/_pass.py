@@ -260,6 +260,21 @@ class _IR:
         for line in range(1, -(-(n_vec or 0) * self.W * self.size // 64)):
             self.prefetch(self.builder.gep(ptr, [self.const(line * 64 // self.size)]))
 
+    def prefetch_group(self, idx, idx_dtype, at, G, row_ptr, n_vec=None):
+        """Hint the rows ``row_ptr(idx[at + PREFETCH + i])``, ``i < G``, for a group of
+        ``G`` ratings from position ``at`` of the index array ``idx`` (a numba array struct),
+        bounded once for the group, not per rating: the first at most ``len(idx) - G`` (a
+        group loop runs only over whole groups, so that is not negative). Each row as
+        :meth:`prefetch_row` with ``n_vec``."""
+        builder, const = self.builder, self.const
+        top = builder.sub(cgutils.unpack_tuple(builder, idx.shape, 1)[0], const(G))
+        at = builder.add(at, const(PREFETCH))
+        at = builder.select(builder.icmp_signed("<", at, top), at, top)
+        for i in range(G):
+            j = self.context.cast(builder, builder.load(builder.gep(idx.data, [
+                builder.add(at, const(i))])), idx_dtype, types.intp)
+            self.prefetch_row(row_ptr(j), n_vec)
+
 
 def rows_pass(other, idx, lo, m, data, bias, offset, v, q, out, vb, residual, curvature):
     """One pass over the ratings ``lo .. lo + m - 1``; returns ``sum q`` (or ``sum q^2``).
@@ -325,7 +340,6 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
         residual_, curvature_ = args[11], args[12]
         k_ = cgutils.unpack_tuple(builder, oa.shape, 2)[1]
         ostride = builder.udiv(cgutils.unpack_tuple(builder, oa.strides, 2)[0], const(size))
-        ilast = builder.sub(cgutils.unpack_tuple(builder, ia.shape, 1)[0], const(1))
         nv = builder.udiv(builder.add(k_, const(W - 1)), const(W))
         zero_w = ir.Constant(vec, None)
         fzero = ir.Constant(fty, 0.0)
@@ -344,18 +358,6 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
 
         def row_ptr(j):
             return builder.gep(obase, [builder.mul(j, ostride)])
-
-        def prefetch_group(t, G):
-            """Hint the rows of ratings ``t + PREFETCH ..`` for the next ``G`` ratings,
-            bounded once for the group, not per rating: the first at most ``ilast - G + 1``
-            (the group loop runs only with ``m >= G``, so that is not negative)."""
-            at = builder.add(builder.add(lo_, t), const(PREFETCH))
-            top = builder.sub(ilast, const(G - 1))
-            at = builder.select(builder.icmp_signed("<", at, top), at, top)
-            for i in range(G):
-                j = context.cast(builder, builder.load(builder.gep(ia.data, [
-                    builder.add(at, const(i))])), idx_t.dtype, types.intp)
-                tk.prefetch(row_ptr(j))
 
         def r_of(t, j):
             """``(data[lo + t] - offset) - bias[j]``."""
@@ -425,7 +427,7 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
                 ts = [builder.add(t, const(i)) for i in range(G)]
                 js = [index(ti) for ti in ts]
                 ptrs = [row_ptr(j) for j in js]
-                prefetch_group(t, G)
+                tk.prefetch_group(ia, idx_t.dtype, builder.add(lo_, t), G, row_ptr)
                 xs = [row_vectors(p) if n_vec else None for p in ptrs]
                 d = reduce_group([dot(x, p) for x, p in zip(xs, ptrs)])
                 if residual:
@@ -739,7 +741,6 @@ def _residual_sse(typingctx, X, idx, lo, r, m, K, x, b):
         xstride = builder.udiv(cgutils.unpack_tuple(builder, xa.strides, 2)[0],
                                const(tk.size))
         nv = builder.udiv(builder.add(k_, const(W - 1)), const(W))
-        ilast = builder.sub(cgutils.unpack_tuple(builder, ia.shape, 1)[0], const(1))
         f64 = ir.DoubleType()
         result = cgutils.alloca_once_value(builder, ir.Constant(f64, 0.0))
 
@@ -783,12 +784,8 @@ def _residual_sse(typingctx, X, idx, lo, r, m, K, x, b):
             n_groups = builder.udiv(m_, const(G))
             with cgutils.for_range(builder, n_groups) as group:
                 t = builder.mul(group.index, const(G))
-                for i in range(G):  # the rows PREFETCH ratings ahead (bounded by idx's end)
-                    ahead = builder.add(builder.add(lo_, t), const(PREFETCH + i))
-                    ahead = builder.select(builder.icmp_signed("<", ahead, ilast), ahead, ilast)
-                    j = context.cast(builder, builder.load(builder.gep(ia.data, [ahead])),
-                                     i_t.dtype, types.intp)
-                    tk.prefetch_row(builder.gep(xbase, [builder.mul(j, xstride)]), n_vec)
+                tk.prefetch_group(ia, i_t.dtype, builder.add(lo_, t), G,
+                                  lambda j: builder.gep(xbase, [builder.mul(j, xstride)]), n_vec)
                 d = tk.reduce_group([dot(builder.add(t, const(i))) for i in range(G)])
                 rg = builder.load(builder.bitcast(builder.gep(rptr, [t]), vecg.as_pointer()),
                                   align=tk.size)
