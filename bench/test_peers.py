@@ -65,10 +65,9 @@ def test_two_threads_against_one(benchmark, machine, solver, variant):
     """fastmf's own 1 -> 2 thread speed-up, both thread counts timed in the same rounds.
 
     Taken from the 1- and 2-thread rows of the peer table above, the speed-up compared fits
-    run minutes apart, and a shared VM's vCPU speed moves by up to 1.5x over such times (docs/
-    design.md section 9): the same code read 1.46x and 2.0x. Interleaved, both sides of the
-    ratio see the same machine. The table's "peer" column is the one-thread fit, so its ratio
-    is the speed-up."""
+    run minutes apart, while a shared VM's vCPU speed moves by up to 1.5x within a second
+    (docs/design.md section 9). Interleaved, both sides of the ratio see the same machine.
+    The table's "peer" column is the one-thread fit, so its ratio is the speed-up."""
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("not enough threads")
     ratings = dataset(variant)
