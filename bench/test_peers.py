@@ -31,6 +31,16 @@ import fastmf
 K = 32
 
 
+def _fastmf_fit(ratings, solver, threads):
+    """``fit(n)``: a BiasedALS fit of ``n`` iterations, the configuration every test here times."""
+
+    def fit(n):
+        fastmf.BiasedALS(K, reg=0.1, n_iter=n, solver=solver, cg_steps=3, dtype="float32",
+                         n_jobs=threads, random_state=0).fit(ratings)
+
+    return fit
+
+
 @pytest.mark.peers
 @pytest.mark.parametrize("variant", ["1m", "10m"])
 @pytest.mark.parametrize("threads", [1, 2])
@@ -47,10 +57,7 @@ def test_biased_als_vs_cmfrec(benchmark, machine, solver, threads, variant):
                    user_bias=True, item_bias=True, niter=n, use_float=True, nthreads=threads,
                    finalize_chol=False, verbose=False).fit(X)
 
-    def ours(n):
-        fastmf.BiasedALS(K, reg=0.1, n_iter=n, solver=solver, cg_steps=3, dtype="float32",
-                         n_jobs=threads, random_state=0).fit(ratings)
-
+    ours = _fastmf_fit(ratings, solver, threads)
     peer_name = f"cmfrec {version('cmfrec')}"
     compare(benchmark, machine, f"BiasedALS {solver} vs {peer_name}, "
             f"ml-{variant}-shaped, {threads} thr", ours, peer,
@@ -71,12 +78,7 @@ def test_two_threads_against_one(benchmark, machine, solver, variant):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("not enough threads")
     ratings = dataset(variant)
-
-    def fit(threads):
-        return lambda n: fastmf.BiasedALS(K, reg=0.1, n_iter=n, solver=solver, cg_steps=3,
-                                          dtype="float32", n_jobs=threads,
-                                          random_state=0).fit(ratings)
-
     compare(benchmark, machine, f"BiasedALS {solver}, ml-{variant}-shaped, 2 thr vs 1 thr",
-            fit(2), fit(1), more=5, data=f"ml-{variant}-shaped", nnz=ratings.nnz, K=K,
+            _fastmf_fit(ratings, solver, 2), _fastmf_fit(ratings, solver, 1), more=5,
+            data=f"ml-{variant}-shaped", nnz=ratings.nnz, K=K,
             solver=solver, threads=2, peer="fastmf, 1 thread")
