@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastmf.kernels import objective, penalty_rows, solve_rows, solve_rows_cg
-from fastmf.ratings import Ratings
+from fastmf.ratings import Ratings, csr_to_csc
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class ALSProblem:
         self.shape = ratings.shape
         self.nnz = ratings.nnz
         self.csr = ratings.to_csr(dt)
-        self.csc = ratings.to_csc(dt)
+        self.csc = csr_to_csc(self.csr, ratings.n_items)
         self.user_counts = np.diff(self.csr[0])
         self.item_counts = np.diff(self.csc[0])
         self.global_mean = float(np.mean(ratings.values) if global_mean is None else global_mean)

@@ -360,3 +360,18 @@ def sgd_epoch(order, users, items, data, mu, lr, reg, reg_bias, U, b, V, c):
         b[i], c[j] = b[i] + lr * (e - reg_bias * b[i]), c[j] + lr * (e - reg_bias * c[j])
         U[i], V[j] = U[i] + lr * (e * V[j] - reg * U[i]), V[j] + lr * (e * U[i] - reg * V[j])
     return U, b, V, c
+
+
+def transpose(indptr, indices, data, n_cols):
+    """CSC arrays of a CSR matrix from a dictionary of columns, rows ascending in each."""
+    columns = defaultdict(list)
+    for i in range(len(indptr) - 1):
+        for p in range(indptr[i], indptr[i + 1]):
+            columns[indices[p]].append((i, data[p]))
+    out_indptr, out_indices, out_data = [0], [], []
+    for j in range(n_cols):
+        for i, v in sorted(columns[j], key=lambda e: e[0]):
+            out_indices.append(i)
+            out_data.append(v)
+        out_indptr.append(len(out_indices))
+    return np.array(out_indptr), np.array(out_indices), np.array(out_data)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from fastmf import Ratings
 from fastmf._solver import row_order
-from fastmf.kernels import objective, predict_pairs, solve_rows, solve_rows_cg
+from fastmf.kernels import objective, predict_pairs, solve_rows, solve_rows_cg, transpose_csr
 from fastmf.kernels._cholesky import LANE_VECTOR_BYTES, pack_lanes, solve_lanes
 from fastmf.kernels._gram import _ROWS, VECTOR_BYTES, gram_lower, gram_lower_range, padded
 from fastmf.kernels._pass import gather_stats, residual_sse, rows_pass
@@ -646,6 +646,40 @@ def test_cholesky_solve_reports_a_system_that_is_not_positive_definite(D, bad):
     G[:D, :D] = S
     G[D, :D] = 1.0
     assert not _cholesky_solve(G, D, np.zeros(D))
+
+
+@pytest.mark.parametrize("n_tasks", [1, 2, 3, 7, 40])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transpose_csr_matches_the_slow_transpose(n_tasks, dtype):
+    """Any task count gives the one CSC, rows ascending within each column, also when the
+    input's rows are not sorted and rows and columns are empty (more tasks than rows too)."""
+    rng = np.random.default_rng(n_tasks)
+    M, N = 23, 11
+    dense = np.where(rng.random((M, N)) < 0.3, rng.standard_normal((M, N)), 0)
+    dense[[0, 5, 22]] = 0  # empty rows, first and last among them
+    dense[:, [0, 7]] = 0  # empty columns
+    indptr = np.zeros(M + 1, dtype=np.int64)
+    indices, data = [], []
+    for i in range(M):
+        cols = rng.permutation(np.flatnonzero(dense[i]))  # unsorted within the row
+        indices += list(cols)
+        data += list(dense[i, cols])
+        indptr[i + 1] = len(indices)
+    indices = np.array(indices, dtype=np.int32)
+    data = np.array(data, dtype=dtype)
+    out = (np.full(N + 1, -1, dtype=np.int64), np.full(len(data), -1, dtype=np.int32),
+           np.full(len(data), np.nan, dtype=dtype))
+    transpose_csr(indptr, indices, data, n_tasks, *out)
+    want = ref.transpose(indptr, indices, data, N)
+    for got, expected in zip(out, want):
+        np.testing.assert_array_equal(got, expected)
+    assert out[2].dtype == dtype
+
+
+def test_transpose_csr_of_no_entries():
+    out = (np.full(4, -1, dtype=np.int64), np.empty(0, np.int32), np.empty(0))
+    transpose_csr(np.zeros(6, dtype=np.int64), np.empty(0, np.int32), np.empty(0), 2, *out)
+    np.testing.assert_array_equal(out[0], [0, 0, 0, 0])
 
 
 def test_predict_pairs_matches_numpy():

@@ -14,7 +14,7 @@ LAYERS = [
      "fastmf.kernels._prefetch", "fastmf.kernels._pass", "fastmf.kernels._cholesky",
      "fastmf.kernels.als",
      "fastmf.kernels.gibbs", "fastmf.kernels.objective", "fastmf.kernels.topn",
-     "fastmf.kernels.implicit", "fastmf.kernels.sgd"},
+     "fastmf.kernels.implicit", "fastmf.kernels.sgd", "fastmf.kernels.sparse"},
     {"fastmf._params", "fastmf._registry", "fastmf._threads", "fastmf.ratings"},
     {"fastmf._solver", "fastmf._driver", "fastmf.metrics", "fastmf.io", "fastmf.datasets",
      "fastmf.persist"},

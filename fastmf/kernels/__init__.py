@@ -22,6 +22,7 @@ with kernel_cache():  # the @njit(cache=True) functions below cache outside the 
     from fastmf.kernels.implicit import implicit_loss, implicit_rows, implicit_rows_cg
     from fastmf.kernels.objective import loss_rows, objective, penalty_rows, predict_pairs
     from fastmf.kernels.sgd import sgd_epoch, sgd_visit_order
+    from fastmf.kernels.sparse import transpose_csr
     from fastmf.kernels.topn import top_n
 
 __all__ = [
@@ -43,4 +44,5 @@ __all__ = [
     "solve_rows",
     "solve_rows_cg",
     "top_n",
+    "transpose_csr",
 ]
