@@ -98,6 +98,9 @@ class ALSProblem:
         # Each item's sum of squared residuals after the item half-step (items without
         # ratings stay 0): with the penalties, the objective of the iteration.
         self._item_sse = np.zeros(self.shape[1])
+        #: Sum of squared residuals at the factors the last :meth:`step` left (None before
+        #: the first): the fit's training RMSE without a pass of its own.
+        self.sse: float | None = None
 
     def half_step(self, side: str, F, bias, other, other_bias, n_threads: int,
                   sse: np.ndarray | None = None) -> int:
@@ -126,7 +129,8 @@ class ALSProblem:
         penalties = (penalty_rows(self.user_counts, U, b, reg, reg_bias, count_reg, count_bias)
                      + penalty_rows(self.item_counts, V, c, reg, reg_bias, count_reg,
                                     count_bias))
-        return float(self._item_sse.sum()) + float(penalties)
+        self.sse = float(self._item_sse.sum())
+        return self.sse + float(penalties)
 
     def loss(self, U, b, V, c) -> float:
         """The objective J at the given factors (float64)."""

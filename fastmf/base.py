@@ -275,13 +275,15 @@ class FactorModel:
             return pred
         return np.clip(pred, lo_hi[0], lo_hi[1]).astype(pred.dtype, copy=False)
 
-    def _set_residual_std(self, csr: tuple) -> None:
+    def _set_residual_std(self, csr: tuple, sse: float | None = None) -> None:
         """``residual_std_``: the RMSE of the fitted model on its training ratings (the
-        ``sigma`` of ``rank_by="liked"``), from the fit's CSR arrays by the loss kernel (no
-        per-rating temporaries)."""
-        t = self.user_factors_.dtype.type
-        sse = loss_rows(*csr, self.user_factors_, self.user_bias_, self.item_factors_,
-                        self.item_bias_, t(self.global_mean_), t(0), t(0), False, False)
+        ``sigma`` of ``rank_by="liked"``), from their sum of squared residuals ``sse`` where
+        the fit has it at the final factors, else from the fit's CSR arrays by the loss
+        kernel (no per-rating temporaries)."""
+        if sse is None:
+            t = self.user_factors_.dtype.type
+            sse = loss_rows(*csr, self.user_factors_, self.user_bias_, self.item_factors_,
+                            self.item_bias_, t(self.global_mean_), t(0), t(0), False, False)
         self.residual_std_ = float(np.sqrt(sse / max(len(csr[1]), 1)))
 
     def _check_training(self, ratings: Ratings) -> None:

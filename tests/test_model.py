@@ -182,6 +182,28 @@ def test_early_stopping_keeps_the_best_iteration():
     assert len(early.validation_curve_) == best + 2
 
 
+def _training_rmse(model, ratings):
+    pred = model.predict(ratings.user_ids[ratings.user_index],
+                         ratings.item_ids[ratings.item_index], clip=False)
+    return np.sqrt(np.mean((pred - ratings.values) ** 2))
+
+
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+def test_residual_std_is_the_training_rmse_of_the_kept_iteration(solver):
+    """``residual_std_`` comes from the last step's residuals, which belong to another
+    iteration than the one early stopping keeps: it must be recomputed then."""
+    ratings, _ = fastmf.make_ratings(300, 200, 8000, n_factors=3, noise=0.8, random_state=8)
+    test = np.random.default_rng(1).random(ratings.nnz) < 0.2
+    train, val = ratings.subset(~test), ratings.subset(test)
+    p = dict(n_factors=10, reg=0.02, n_iter=15, solver=solver, random_state=0)
+    last = BiasedALS(**p).fit(train)
+    early = BiasedALS(**p).fit(train, validation=val, early_stopping_rounds=2)
+    assert early.n_iter_ < len(early.loss_curve_)  # the premise: an earlier iteration kept
+    for model in (last, early):
+        assert model.residual_std_ == pytest.approx(_training_rmse(model, train), rel=1e-5)
+    assert early.residual_std_ != pytest.approx(last.residual_std_, rel=1e-3)
+
+
 def test_callback_sees_each_iteration_and_can_stop(small):
     seen = []
     model = BiasedALS(n_factors=3, n_iter=10, random_state=0).fit(
