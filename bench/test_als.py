@@ -7,6 +7,8 @@ Each benchmark warms up (compiles) first, records machine facts and GFLOP/s by t
 docs/design.md section 9 count in ``extra_info``, and checks that the objective went down.
 """
 
+import time
+
 import numba
 import numpy as np
 import pytest
@@ -132,3 +134,38 @@ def test_fit_ml1m_10_sweeps(benchmark, machine, estimator):
     benchmark.extra_info.update(machine)
     benchmark.extra_info.update(data="ml-1m-shaped", nnz=ratings.nnz, K=32, dtype="float32",
                                 seconds_per_sweep=round(benchmark.stats.stats.min / 10, 4))
+
+
+@pytest.mark.parametrize("variant", ["1m", "10m"])
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+def test_fit_fixed_cost(benchmark, machine, solver, variant):
+    """What a fit costs besides its iterations: the CSR and CSC arrays, the initial factors,
+    the training RMSE (``residual_std_``), the driver. Each round times ``fit(1)`` and
+    ``fit(3)``; the fixed cost is ``fit(1) - (fit(3) - fit(1)) / 2``. ``extra_info`` has its
+    min and median, and those of one iteration, in seconds. The benchmark's own figure is
+    the time of a round."""
+    import fastmf
+
+    ratings = dataset(variant)
+
+    def fit(n):
+        t0 = time.perf_counter()
+        fastmf.BiasedALS(32, reg=0.1, n_iter=n, solver=solver, dtype="float32",
+                         random_state=0).fit(ratings)
+        return time.perf_counter() - t0
+
+    fit(1)  # compile, not timed
+    fixed, iteration = [], []
+
+    def round_():
+        one, three = fit(1), fit(3)
+        iteration.append((three - one) / 2)
+        fixed.append(one - iteration[-1])
+
+    benchmark.pedantic(round_, rounds=5, iterations=1)
+    benchmark.extra_info.update(machine)
+    benchmark.extra_info.update(
+        data=f"ml-{variant}-shaped", nnz=ratings.nnz, K=32, solver=solver,
+        fixed_s_min=round(min(fixed), 4), fixed_s_median=round(float(np.median(fixed)), 4),
+        iteration_s_min=round(min(iteration), 4),
+        iteration_s_median=round(float(np.median(iteration)), 4))

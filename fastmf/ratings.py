@@ -6,10 +6,7 @@ import warnings
 from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
-import numba
 import numpy as np
-
-from fastmf.kernels import transpose_csr
 
 Duplicates = Literal["raise", "mean", "last"]
 _DUPLICATES = ("raise", "mean", "last")
@@ -440,6 +437,10 @@ def csr_to_csc(csr: tuple[np.ndarray, np.ndarray, np.ndarray], n_cols: int
 
     It replaced scipy's ``tocsc``, which ran on one thread and, with the dtype conversions
     around it, was a third of a one-iteration ML-10M-shaped fit (issue 17)."""
+    import numba  # here, not at the top: the CLI's --help and --version import no numba
+
+    from fastmf.kernels import transpose_csr
+
     indptr, indices, data = csr
     nnz = len(indices)
     out = (np.empty(n_cols + 1, dtype=np.int64), np.empty(nnz, dtype=np.int32),
