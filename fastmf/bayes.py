@@ -27,7 +27,7 @@ from fastmf.kernels import (
     sample_implicit,
     sample_rows,
 )
-from fastmf.ratings import as_ratings
+from fastmf.ratings import as_ratings, csr_to_csc
 
 
 @register("bayes", aliases=("bayesian",), rank=1)
@@ -265,7 +265,8 @@ class _GibbsTrainer(Trainer):
         # deviation -- exact in floating point, and s = 1 (bit for bit the same chain) for
         # star ratings; everything reported is scaled back.
         self.s = s = _unit_scale(ratings.values)
-        self.csr, self.csc = (_scaled(ratings.to_csr(dt), s), _scaled(ratings.to_csc(dt), s))
+        csr = ratings.to_csr(dt)
+        self.csr, self.csc = _scaled(csr, s), _scaled(csr_to_csc(csr, ratings.n_items), s)
         user_counts, item_counts = np.diff(self.csr[0]), np.diff(self.csc[0])
         self.user_order, self.item_order = row_order(user_counts), row_order(item_counts)
         M, N = ratings.shape

@@ -44,7 +44,7 @@ from fastmf._threads import thread_limits
 from fastmf.kernels import loss_rows, normal_equations, penalty_rows, solve_normal_equations
 from fastmf.model import BiasedALS
 from fastmf.persist import write_atomic, write_npz
-from fastmf.ratings import Ratings
+from fastmf.ratings import Ratings, csr_to_csc
 
 __all__ = ["fit", "seeded_factors"]
 
@@ -141,7 +141,7 @@ def _build_block(pieces: list, lo: int, hi: int, user_ids: np.ndarray, n_items: 
     n_users = hi - lo
     local = Ratings._from_indices(u, i, r, np.arange(n_users), np.arange(n_items))
     csr = local.to_csr(dtype)
-    csc = local.to_csc(dtype)
+    csc = csr_to_csc(csr, n_items)
     touched = np.flatnonzero(np.diff(csc[0]) > 0)
     return _Block(lo, hi, np.asarray(user_ids), csr, csc, row_order(np.diff(csr[0])), touched)
 

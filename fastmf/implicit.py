@@ -20,7 +20,7 @@ from fastmf.base import (
     keeps_previous_state_on_error,
 )
 from fastmf.kernels import implicit_loss, implicit_rows, implicit_rows_cg
-from fastmf.ratings import Ratings, as_ratings
+from fastmf.ratings import Ratings, as_ratings, csr_to_csc
 
 # A solver runs one half-step: solver(arrays, other, YtY, reg, order, n_threads, cg_steps, F,
 # obs) -> failed rows; ``obs`` (float64, empty or one entry per row) receives each updated
@@ -183,8 +183,9 @@ class ImplicitALS(FactorModel):
         dt, K = p["dtype"], p["n_factors"]
         ratings = as_ratings(X, columns)
         self._check_training(ratings)
-        csr, csc = self._weights(ratings.to_csr(np.float64)), self._weights(
-            ratings.to_csc(np.float64))
+        strengths = ratings.to_csr(np.float64)
+        csr = self._weights(strengths)
+        csc = self._weights(csr_to_csc(strengths, ratings.n_items))
         M, N = ratings.shape
         user_counts, item_counts = np.diff(csr[0]), np.diff(csc[0])
         rng_u, rng_v = init_rngs(p["random_state"])
