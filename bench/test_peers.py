@@ -82,3 +82,20 @@ def test_two_threads_against_one(benchmark, machine, solver, variant):
             _fastmf_fit(ratings, solver, 2), _fastmf_fit(ratings, solver, 1), more=5,
             data=f"ml-{variant}-shaped", nnz=ratings.nnz, K=K,
             solver=solver, threads=2, peer="fastmf, 1 thread")
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("variant", ["1m", "10m"])
+def test_cholesky_against_cg(benchmark, machine, variant):
+    """The exact Cholesky solve's cost against CG's (3 steps), one thread, timed in the same rounds.
+
+    Issue 17 asks for Cholesky within 1.5x of CG at K = 32 on one thread. Read off two rows of
+    the peer table above, that ratio compared fits minutes apart on a VM whose speed moves
+    between them (CG's minimum there fell 30 % below its median while Cholesky's did not).
+    Interleaved, both sides see the same machine. The table's "peer" column is the Cholesky
+    fit, so its ratio is Cholesky s/it over CG s/it: the target is 1.5 or less."""
+    ratings = dataset(variant)
+    compare(benchmark, machine, f"BiasedALS cg vs cholesky, ml-{variant}-shaped, 1 thr",
+            _fastmf_fit(ratings, "cg", 1), _fastmf_fit(ratings, "cholesky", 1), more=5,
+            data=f"ml-{variant}-shaped", nnz=ratings.nnz, K=K,
+            solver="cg", threads=1, peer="fastmf cholesky")
