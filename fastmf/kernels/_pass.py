@@ -57,10 +57,13 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from fastmf.kernels._gram import VECTOR_BYTES
-from fastmf.kernels._prefetch import DISTANCE
+from fastmf.kernels._prefetch import DISTANCE, FAR_DISTANCE
 
 # Ratings ahead of the one being read whose row is hinted into the cache.
 PREFETCH = DISTANCE
+# Ratings ahead of the one being read whose row is hinted into L2, where a row is read from
+# memory: the first pass of a CG row and the Cholesky gather (_prefetch.FAR_DISTANCE).
+FAR = FAR_DISTANCE
 # Widest row (in vectors) whose v and out stay in registers; wider ones keep out in memory.
 _MAX_REGISTER_VECTORS = 4
 # Vector registers of the target (16 with AVX2, 32 with AVX-512).
@@ -238,14 +241,15 @@ class _IR:
         node.operands = (node, flag)  # a loop ID refers to itself, and is unique
         latch.terminator.set_metadata("llvm.loop", node)
 
-    def prefetch(self, ptr):
+    def prefetch(self, ptr, locality=3):
         """Hint: ``ptr``'s line will be read soon (read, high locality, data)."""
         fn = self.function("llvm.prefetch.p0" if self.opaque else "llvm.prefetch.p0i8",
                            ir.VoidType(), [self.i8p, self.i32, self.i32, self.i32])
         i32 = self.i32
-        self.builder.call(fn, [self.builder.bitcast(ptr, self.i8p), i32(0), i32(3), i32(1)])
+        self.builder.call(fn, [self.builder.bitcast(ptr, self.i8p), i32(0), i32(locality),
+                               i32(1)])
 
-    def prefetch_row(self, ptr, n_vec):
+    def prefetch_row(self, ptr, n_vec, locality=3):
         """Hint a factor row of ``n_vec`` vectors at ``ptr`` (``None``: its first line).
 
         One hint per 64-byte line, from the row's start. At K = 32 in float32 a row is two
@@ -256,11 +260,13 @@ class _IR:
         less in three runs. Used by the gather only: in CG's passes, which read each row
         several times, the second hint made them no faster (slower in one run).
         """
-        self.prefetch(ptr)
+        self.prefetch(ptr, locality)
         for line in range(1, -(-(n_vec or 0) * self.W * self.size // 64)):
-            self.prefetch(self.builder.gep(ptr, [self.const(line * 64 // self.size)]))
+            self.prefetch(self.builder.gep(ptr, [self.const(line * 64 // self.size)]),
+                          locality)
 
-    def prefetch_group(self, idx, idx_dtype, at, G, row_ptr, n_vec=None):
+    def prefetch_group(self, idx, idx_dtype, at, G, row_ptr, n_vec=None, far=False,
+                       far_vec=None):
         """Hint the rows ``row_ptr(idx[at + PREFETCH + i])``, ``i < G``, for a group of
         ``G`` ratings from position ``at`` of the index array ``idx`` (a numba array struct),
         bounded once for the group, not per rating: the first at most ``len(idx) - G`` (a
@@ -268,12 +274,14 @@ class _IR:
         :meth:`prefetch_row` with ``n_vec``."""
         builder, const = self.builder, self.const
         top = builder.sub(cgutils.unpack_tuple(builder, idx.shape, 1)[0], const(G))
-        at = builder.add(at, const(PREFETCH))
-        at = builder.select(builder.icmp_signed("<", at, top), at, top)
-        for i in range(G):
-            j = self.context.cast(builder, builder.load(builder.gep(idx.data, [
-                builder.add(at, const(i))])), idx_dtype, types.intp)
-            self.prefetch_row(row_ptr(j), n_vec)
+        hints = [(PREFETCH, n_vec, 3)] + ([(FAR, far_vec, 2)] if far else [])
+        for dist, nv, locality in hints:
+            at_ = builder.add(at, const(dist))
+            at_ = builder.select(builder.icmp_signed("<", at_, top), at_, top)
+            for i in range(G):
+                j = self.context.cast(builder, builder.load(builder.gep(idx.data, [
+                    builder.add(at_, const(i))])), idx_dtype, types.intp)
+                self.prefetch_row(row_ptr(j), nv, locality)
 
 
 def rows_pass(other, idx, lo, m, data, bias, offset, v, q, out, vb, residual, curvature):
@@ -427,7 +435,8 @@ def _rows_pass(typingctx, other, idx, lo, m, data, bias, offset, v, q, out, vb, 
                 ts = [builder.add(t, const(i)) for i in range(G)]
                 js = [index(ti) for ti in ts]
                 ptrs = [row_ptr(j) for j in js]
-                tk.prefetch_group(ia, idx_t.dtype, builder.add(lo_, t), G, row_ptr)
+                tk.prefetch_group(ia, idx_t.dtype, builder.add(lo_, t), G, row_ptr,
+                                  far=residual, far_vec=n_vec)
                 xs = [row_vectors(p) if n_vec else None for p in ptrs]
                 d = reduce_group([dot(x, p) for x, p in zip(xs, ptrs)])
                 if residual:
@@ -626,6 +635,10 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
                 ahead = builder.add(at, const(PREFETCH))
                 ahead = builder.select(builder.icmp_signed("<", ahead, ilast), ahead, ilast)
                 tk.prefetch_row(builder.gep(obase, [builder.mul(index(ahead), ostride)]), n_vec)
+                ahead = builder.add(at, const(FAR))
+                ahead = builder.select(builder.icmp_signed("<", ahead, ilast), ahead, ilast)
+                tk.prefetch_row(builder.gep(obase, [builder.mul(index(ahead), ostride)]),
+                                n_vec, 2)
                 j = index(at)
                 src = builder.gep(obase, [builder.mul(j, ostride)])
                 dst = builder.gep(xptr, [builder.mul(t, xstride)])

@@ -20,6 +20,16 @@ from numba.extending import intrinsic, overload
 #: Ratings ahead of the one being gathered (measured: 4-16 alike, 32 worse).
 DISTANCE = 16
 
+#: Ratings ahead of the one being read whose row is also hinted into L2 only (`prefetcht1`),
+#: where a row is read from memory: the Cholesky gather and the first pass of a CG row (its
+#: later passes find most rows in L2). On a Zen 3 VM with about 3-4 MiB of L3 the ML-10M
+#: shape's 9 MB of user factors come from memory (about 150 ns), which 16 ratings (about 60
+#: ns) do not cover; 48 ratings into L1 instead was much slower (issue 17, docs/design.md
+#: section 9). ``bench/ab_halfstep.py``, ML-10M shape, CG item half-step, min / median of
+#: 10: one thread 252 / 368 -> 203 / 303 ms, two threads 156 / 201 -> 150 / 165 ms, the
+#: user step unchanged. In every pass of CG it helped one thread and slowed two.
+FAR_DISTANCE = 64
+
 
 def prefetch_row(arr, i):
     """Hint that row ``i`` of the 2-D array ``arr`` will be read soon (no effect in Python)."""
