@@ -257,8 +257,10 @@ class _IR:
         the first only left the second to a demand miss. Issue 17, Zen 3 VM, one thread,
         ``bench/ab_halfstep.py``, min / median: ML-10M-shaped Cholesky half-steps, item
         412 / 450 -> 363 / 380 ms and user 268 / 335 -> 252 / 269 ms; ML-1M-shaped, 0.5-5 %
-        less in three runs. Used by the gather only: in CG's passes, which read each row
-        several times, the second hint made them no faster (slower in one run).
+        less in three runs. The hints 16 ratings ahead name both lines in the gather only:
+        in CG's passes, which read each row several times, the second made them no faster
+        (slower in one run). The hints into L2 further ahead (``locality=2``,
+        :data:`FAR`) name both lines wherever they are given.
         """
         self.prefetch(ptr, locality)
         for line in range(1, -(-(n_vec or 0) * self.W * self.size // 64)):
