@@ -634,13 +634,11 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
             with cgutils.for_range(builder, m_) as loop:
                 t = loop.index
                 at = builder.add(lo_, t)
-                ahead = builder.add(at, const(PREFETCH))
-                ahead = builder.select(builder.icmp_signed("<", ahead, ilast), ahead, ilast)
-                tk.prefetch_row(builder.gep(obase, [builder.mul(index(ahead), ostride)]), n_vec)
-                ahead = builder.add(at, const(FAR))
-                ahead = builder.select(builder.icmp_signed("<", ahead, ilast), ahead, ilast)
-                tk.prefetch_row(builder.gep(obase, [builder.mul(index(ahead), ostride)]),
-                                n_vec, 2)
+                for dist, locality in ((PREFETCH, 3), (FAR, 2)):  # into L1; into L2
+                    ahead = builder.add(at, const(dist))
+                    ahead = builder.select(builder.icmp_signed("<", ahead, ilast), ahead, ilast)
+                    tk.prefetch_row(builder.gep(obase, [builder.mul(index(ahead), ostride)]),
+                                    n_vec, locality)
                 j = index(at)
                 src = builder.gep(obase, [builder.mul(j, ostride)])
                 dst = builder.gep(xptr, [builder.mul(t, xstride)])
