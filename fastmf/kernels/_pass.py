@@ -242,7 +242,8 @@ class _IR:
         latch.terminator.set_metadata("llvm.loop", node)
 
     def prefetch(self, ptr, locality=3):
-        """Hint: ``ptr``'s line will be read soon (read, high locality, data)."""
+        """Hint: ``ptr``'s line will be read soon (a data read; ``locality`` 3 into L1, 2 into
+        L2 only)."""
         fn = self.function("llvm.prefetch.p0" if self.opaque else "llvm.prefetch.p0i8",
                            ir.VoidType(), [self.i8p, self.i32, self.i32, self.i32])
         i32 = self.i32
@@ -273,7 +274,8 @@ class _IR:
         ``G`` ratings from position ``at`` of the index array ``idx`` (a numba array struct),
         bounded once for the group, not per rating: the first at most ``len(idx) - G`` (a
         group loop runs only over whole groups, so that is not negative). Each row as
-        :meth:`prefetch_row` with ``n_vec``."""
+        :meth:`prefetch_row` with ``n_vec``. With ``far``, the rows :data:`FAR` ratings
+        ahead are also hinted into L2, each with ``far_vec``."""
         builder, const = self.builder, self.const
         top = builder.sub(cgutils.unpack_tuple(builder, idx.shape, 1)[0], const(G))
         hints = [(PREFETCH, n_vec, 3)] + ([(FAR, far_vec, 2)] if far else [])
