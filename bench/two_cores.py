@@ -1,25 +1,46 @@
-"""Do this machine's two threads get two cores' worth of FMA throughput? A check to run
-beside any two-thread figure.
+"""Do this machine's two threads get two cores' worth of FMA throughput and of cache? A check
+to run beside any two-thread figure.
 
     python bench/two_cores.py [--rounds 30]
 
-Times two kinds of work on one thread and then on two (each thread doing the one-thread
+Times three kinds of work on one thread and then on two (each thread doing the one-thread
 amount), alternating, and prints the two-thread throughput gain ``2 t1 / t2`` of every round,
 sorted:
 
-- **FMA throughput**: 128 independent multiply-add chains, which keep a core's FMA pipes
-  busy, as fastmf's kernels do (the CG pass and the Gram product run near that bound).
+- **FMA throughput**: 128 independent multiply-add chains (16 vector registers), which keep a
+  core's FMA pipes busy, as fastmf's CG pass and Gram product do. On the Zen 3 VM of issue 17
+  one thread ran 1.14 vector FMAs per cycle (3.0 GHz, timed by the latency chain's 6-cycle
+  multiply and add), a little over half of the core's two FMA pipes: two threads sharing one
+  core would gain at most about 1.75× here.
 - **A latency chain**: one dependent multiply-add chain per thread, which leaves the pipes
   mostly idle.
+- **Cache reads**: one dependent chain of loads per thread through a random cycle of 64-byte
+  lines, 384 KiB (inside a Zen 3 core's 512 KiB L2) and 2 MiB (beyond L2, inside the L3 the
+  CPU reports), each thread its own buffer. It also prints the ns per load at one thread
+  (min / median / max over the rounds).
 
-On two physical cores of their own, both gain about 2×. Where the two threads share one
-core's FMA pipes (the host running the two vCPUs as the two hardware threads of one core, or
-another guest's work on the same cores), the FMA work gains far less, while the latency chain
-still gains about 2×. On the Zen 3 VM of issue 17, in three runs of 30 rounds minutes apart,
-the FMA gain read 0.84–1.29× in 14 rounds, 1.25–1.30× in 4 and never under 1.66× in the
-third run, and 1.6–2.9× in all other rounds. The latency chain read 1.72–2.11× in every
-round (docs/design.md section 9). So on such a VM, fastmf's one-to-two-thread speed-up
-depends on where the host places the vCPUs at that moment.
+On two physical cores of their own, all of them gain about 2×. Where the two threads share
+one core (the host running the two vCPUs as the two hardware threads of one core), the FMA
+work and the L2 reads gain far less, while the latency chain still gains about 2×. Where
+another guest's work shares the cores or the L3, the reads slow down from round to round,
+at one thread as at two.
+
+What the Zen 3 VM of issue 17 showed (docs/design.md section 9):
+
+- In one session, three runs of 30 rounds: the FMA gain read 0.84–1.30× in 18 rounds and
+  1.6–2.9× in the rest; the latency chain 1.72–2.11× in every round.
+- In the next session, three runs of 30 rounds with the cache reads:
+  - FMA work: 1.61–2.90× in 83 rounds, 0.71–1.32× in 7 (six of them in the last run);
+  - latency chain: 1.86–2.38× in every round of the first two runs, 1.00–1.65× in 7 rounds
+    of the last (there the host took time from one vCPU, whatever the work);
+  - 384 KiB reads: 0.80–2.56× (a run's median 1.32–1.83×), 7.9–22.9 ns per load at one
+    thread;
+  - 2 MiB reads: 0.36–8.77×, 21–236 ns per load at one thread (from L3 hits to memory).
+
+  In that session fastmf's half-steps gained 1.2–1.7× from the second thread while the FMA
+  work gained about 2×, even with all their data in cache. They read their factor rows
+  through L2 and L3, and the share of those the host leaves this guest moves from moment to
+  moment; the FMA work reads no memory.
 """
 
 import argparse
@@ -55,6 +76,40 @@ def _run(kind, n, n_threads):
     return out
 
 
+@njit
+def _chase(nxt, steps):
+    i = 0
+    for _ in range(steps):
+        i = nxt[i]
+    return i
+
+
+@njit(parallel=True)
+def _run_chase(bufs, steps, n_threads):
+    out = np.zeros(n_threads, np.int64)
+    for t in prange(n_threads):
+        out[t] = _chase(bufs[t], steps)
+    return out
+
+
+def _cycles(kib: int) -> np.ndarray:
+    """Two buffers (one per thread) of ``kib`` KiB, each a random cycle through its 64-byte
+    lines: entry ``8 a`` holds ``8 b`` where line ``b`` follows line ``a``."""
+    lines = kib * 1024 // 64
+    bufs = np.zeros((2, lines * 8), np.int64)
+    for t in range(2):
+        perm = np.random.default_rng(t).permutation(lines)
+        bufs[t, perm * 8] = np.roll(perm, -1) * 8
+    return bufs
+
+
+def _timed_chase(bufs: np.ndarray, steps: int, threads: int) -> float:
+    numba.set_num_threads(threads)
+    t = time.perf_counter()
+    _run_chase(bufs, steps, threads)
+    return time.perf_counter() - t
+
+
 def _timed(kind: int, n: int, threads: int) -> float:
     numba.set_num_threads(threads)
     t = time.perf_counter()
@@ -71,16 +126,30 @@ def main() -> None:
     kinds = {0: ("FMA throughput", 400_000), 1: ("latency chain", 20_000_000)}
     for kind in kinds:
         _run(kind, 10, 2)  # compile
-    gains = {kind: [] for kind in kinds}
+    chains = {kib: _cycles(kib) for kib in (384, 2048)}
+    steps = 1_000_000
+    _run_chase(chains[384], 10, 2)  # compile
+    gains = {kind: [] for kind in list(kinds) + list(chains)}
+    ns = {kib: [] for kib in chains}
     for _ in range(args.rounds):
         for kind, (_, n) in kinds.items():
             t1 = _timed(kind, n, 1)
             t2 = _timed(kind, n, 2)
             gains[kind].append(2 * t1 / t2)
-    for kind, (name, _) in kinds.items():
+        for kib, bufs in chains.items():
+            t1 = _timed_chase(bufs, steps, 1)
+            t2 = _timed_chase(bufs, steps, 2)
+            gains[kib].append(2 * t1 / t2)
+            ns[kib].append(t1 / steps * 1e9)
+    names = {kind: name for kind, (name, _) in kinds.items()}
+    names.update({kib: f"reads {kib} KiB" for kib in chains})
+    for kind, name in names.items():
         g = np.sort(gains[kind])
         print(f"{name:15s} two-thread gain, {args.rounds} rounds sorted: "
               + " ".join(f"{v:.2f}" for v in g))
+    for kib, t in ns.items():
+        print(f"reads {kib} KiB: ns per load at one thread, min / median / max: "
+              f"{min(t):.1f} / {np.median(t):.1f} / {max(t):.1f}")
 
 
 if __name__ == "__main__":
