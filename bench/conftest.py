@@ -190,3 +190,5 @@ def pytest_terminal_summary(terminalreporter):
                       f" {row['fastmf_s_min']:7.4f}/{row['fastmf_s_median']:<8.4f}"
                       f" {row['peer_s_min']:7.4f}/{row['peer_s_median']:<8.4f}"
                       f" {row['ratio_min']:5.2f}/{row['ratio_median']:<5.2f}")
+        if "host" in row:
+            tr.write_line(f"    {row['host']}")

@@ -117,39 +117,55 @@ def _timed(kind: int, n: int, threads: int) -> float:
     return time.perf_counter() - t
 
 
+KINDS = {0: ("FMA throughput", 400_000), 1: ("latency chain", 20_000_000)}
+CHAINS_KIB = (384, 2048)
+
+
+def probe(rounds: int) -> dict:
+    """``rounds`` rounds of every kind of work, one thread then two: ``{name: gains}`` (the
+    two-thread gain ``2 t1 / t2`` of each round) and ``{"<name> ns": ns}`` (ns per load at
+    one thread) for the cache reads. Needs two numba threads."""
+    for kind in KINDS:
+        _run(kind, 10, 2)  # compile
+    chains = {kib: _cycles(kib) for kib in CHAINS_KIB}
+    steps = 1_000_000
+    _run_chase(chains[CHAINS_KIB[0]], 10, 2)  # compile
+    out = {name: [] for name, _ in KINDS.values()}
+    for kib in chains:
+        out[f"reads {kib} KiB"] = []
+        out[f"reads {kib} KiB ns"] = []
+    previous = numba.get_num_threads()
+    try:
+        for _ in range(rounds):
+            for kind, (name, n) in KINDS.items():
+                t1 = _timed(kind, n, 1)
+                t2 = _timed(kind, n, 2)
+                out[name].append(2 * t1 / t2)
+            for kib, bufs in chains.items():
+                t1 = _timed_chase(bufs, steps, 1)
+                t2 = _timed_chase(bufs, steps, 2)
+                out[f"reads {kib} KiB"].append(2 * t1 / t2)
+                out[f"reads {kib} KiB ns"].append(t1 / steps * 1e9)
+    finally:
+        numba.set_num_threads(previous)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=30)
     args = ap.parse_args()
     if numba.config.NUMBA_NUM_THREADS < 2:
         raise SystemExit("two_cores.py: numba sees fewer than two threads")
-    kinds = {0: ("FMA throughput", 400_000), 1: ("latency chain", 20_000_000)}
-    for kind in kinds:
-        _run(kind, 10, 2)  # compile
-    chains = {kib: _cycles(kib) for kib in (384, 2048)}
-    steps = 1_000_000
-    _run_chase(chains[384], 10, 2)  # compile
-    gains = {kind: [] for kind in list(kinds) + list(chains)}
-    ns = {kib: [] for kib in chains}
-    for _ in range(args.rounds):
-        for kind, (_, n) in kinds.items():
-            t1 = _timed(kind, n, 1)
-            t2 = _timed(kind, n, 2)
-            gains[kind].append(2 * t1 / t2)
-        for kib, bufs in chains.items():
-            t1 = _timed_chase(bufs, steps, 1)
-            t2 = _timed_chase(bufs, steps, 2)
-            gains[kib].append(2 * t1 / t2)
-            ns[kib].append(t1 / steps * 1e9)
-    names = {kind: name for kind, (name, _) in kinds.items()}
-    names.update({kib: f"reads {kib} KiB" for kib in chains})
-    for kind, name in names.items():
-        g = np.sort(gains[kind])
-        print(f"{name:15s} two-thread gain, {args.rounds} rounds sorted: "
-              + " ".join(f"{v:.2f}" for v in g))
-    for kib, t in ns.items():
-        print(f"reads {kib} KiB: ns per load at one thread, min / median / max: "
-              f"{min(t):.1f} / {np.median(t):.1f} / {max(t):.1f}")
+    result = probe(args.rounds)
+    for name, values in result.items():
+        if not name.endswith(" ns"):
+            print(f"{name:15s} two-thread gain, {args.rounds} rounds sorted: "
+                  + " ".join(f"{v:.2f}" for v in np.sort(values)))
+    for name, t in result.items():
+        if name.endswith(" ns"):
+            print(f"{name[:-3]}: ns per load at one thread, min / median / max: "
+                  f"{min(t):.1f} / {np.median(t):.1f} / {max(t):.1f}")
 
 
 if __name__ == "__main__":
