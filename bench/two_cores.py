@@ -103,17 +103,11 @@ def _cycles(kib: int) -> np.ndarray:
     return bufs
 
 
-def _timed_chase(bufs: np.ndarray, steps: int, threads: int) -> float:
+def _timed(kernel, args: tuple, threads: int) -> float:
+    """Seconds for ``kernel(*args, threads)`` on ``threads`` numba threads."""
     numba.set_num_threads(threads)
     t = time.perf_counter()
-    _run_chase(bufs, steps, threads)
-    return time.perf_counter() - t
-
-
-def _timed(kind: int, n: int, threads: int) -> float:
-    numba.set_num_threads(threads)
-    t = time.perf_counter()
-    _run(kind, n, threads)
+    kernel(*args, threads)
     return time.perf_counter() - t
 
 
@@ -121,34 +115,31 @@ KINDS = {0: ("FMA throughput", 400_000), 1: ("latency chain", 20_000_000)}
 CHAINS_KIB = (384, 2048)
 
 
-def probe(rounds: int) -> dict:
-    """``rounds`` rounds of every kind of work, one thread then two: ``{name: gains}`` (the
-    two-thread gain ``2 t1 / t2`` of each round) and ``{"<name> ns": ns}`` (ns per load at
-    one thread) for the cache reads. Needs two numba threads."""
+def probe(rounds: int) -> tuple[dict, dict]:
+    """``rounds`` rounds of every kind of work, one thread then two. Returns ``(gains, ns)``:
+    ``gains[name]`` the two-thread gain ``2 t1 / t2`` of each round, ``ns[name]`` the ns per
+    load at one thread of each round, for the cache reads. Needs two numba threads."""
     for kind in KINDS:
         _run(kind, 10, 2)  # compile
-    chains = {kib: _cycles(kib) for kib in CHAINS_KIB}
+    chains = {f"reads {kib} KiB": _cycles(kib) for kib in CHAINS_KIB}
     steps = 1_000_000
-    _run_chase(chains[CHAINS_KIB[0]], 10, 2)  # compile
-    out = {name: [] for name, _ in KINDS.values()}
-    for kib in chains:
-        out[f"reads {kib} KiB"] = []
-        out[f"reads {kib} KiB ns"] = []
+    _run_chase(_cycles(1), 10, 2)  # compile
+    work = {name: (_run, (kind, n)) for kind, (name, n) in KINDS.items()}
+    work.update({name: (_run_chase, (bufs, steps)) for name, bufs in chains.items()})
+    gains = {name: [] for name in work}
+    ns = {name: [] for name in chains}
     previous = numba.get_num_threads()
     try:
         for _ in range(rounds):
-            for kind, (name, n) in KINDS.items():
-                t1 = _timed(kind, n, 1)
-                t2 = _timed(kind, n, 2)
-                out[name].append(2 * t1 / t2)
-            for kib, bufs in chains.items():
-                t1 = _timed_chase(bufs, steps, 1)
-                t2 = _timed_chase(bufs, steps, 2)
-                out[f"reads {kib} KiB"].append(2 * t1 / t2)
-                out[f"reads {kib} KiB ns"].append(t1 / steps * 1e9)
+            for name, (kernel, args) in work.items():
+                t1 = _timed(kernel, args, 1)
+                t2 = _timed(kernel, args, 2)
+                gains[name].append(2 * t1 / t2)
+                if name in ns:
+                    ns[name].append(t1 / steps * 1e9)
     finally:
         numba.set_num_threads(previous)
-    return out
+    return gains, ns
 
 
 def main() -> None:
@@ -157,15 +148,13 @@ def main() -> None:
     args = ap.parse_args()
     if numba.config.NUMBA_NUM_THREADS < 2:
         raise SystemExit("two_cores.py: numba sees fewer than two threads")
-    result = probe(args.rounds)
-    for name, values in result.items():
-        if not name.endswith(" ns"):
-            print(f"{name:15s} two-thread gain, {args.rounds} rounds sorted: "
-                  + " ".join(f"{v:.2f}" for v in np.sort(values)))
-    for name, t in result.items():
-        if name.endswith(" ns"):
-            print(f"{name[:-3]}: ns per load at one thread, min / median / max: "
-                  f"{min(t):.1f} / {np.median(t):.1f} / {max(t):.1f}")
+    gains, ns = probe(args.rounds)
+    for name, values in gains.items():
+        print(f"{name:15s} two-thread gain, {args.rounds} rounds sorted: "
+              + " ".join(f"{v:.2f}" for v in np.sort(values)))
+    for name, t in ns.items():
+        print(f"{name}: ns per load at one thread, min / median / max: "
+              f"{min(t):.1f} / {np.median(t):.1f} / {max(t):.1f}")
 
 
 if __name__ == "__main__":
