@@ -45,6 +45,10 @@ What the Zen 3 VM of issue 17 showed (docs/design.md section 9):
   work gained about 2×, even with all their data in cache. They read their factor rows
   through L2 and L3, and the share of those the host leaves this guest moves from moment to
   moment; the FMA work reads no memory.
+- In the session after (2026-12-08), the FMA peak probe's first run gained 0.99–1.04× in 6 of
+  10 rounds while the latency chain gained 1.66–2.01× in every round: for those seconds the
+  two vCPUs shared one core's FMA pipes, which the FMA throughput probe, at 1.14 FMAs per
+  cycle, had not shown. Around the peer runs of that session its medians read 1.85–1.98×.
 """
 
 import argparse
