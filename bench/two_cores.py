@@ -3,7 +3,7 @@ to run beside any two-thread figure.
 
     python bench/two_cores.py [--rounds 30]
 
-Times three kinds of work on one thread and then on two (each thread doing the one-thread
+Times four kinds of work on one thread and then on two (each thread doing the one-thread
 amount), alternating, and prints the two-thread throughput gain ``2 t1 / t2`` of every round,
 sorted:
 
@@ -25,7 +25,8 @@ sorted:
 
 On two physical cores of their own, all of them gain about 2×. Where the two threads share
 one core (the host running the two vCPUs as the two hardware threads of one core), the FMA
-work and the L2 reads gain far less, while the latency chain still gains about 2×. Where
+peak gains about 1× and the L2 reads far less than 2×, while the latency chain still gains
+about 2×. Where
 another guest's work shares the cores or the L3, the reads slow down from round to round,
 at one thread as at two.
 
