@@ -81,18 +81,9 @@ def _latency_chain(n, x):
 def _fma_peak(n, x):
     a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = 1.0
     for _ in range(n):  # 12 chains cover the FMA latency (4 cycles) of both pipes
-        a0 = a0 * x + 1.0
-        a1 = a1 * x + 1.0
-        a2 = a2 * x + 1.0
-        a3 = a3 * x + 1.0
-        a4 = a4 * x + 1.0
-        a5 = a5 * x + 1.0
-        a6 = a6 * x + 1.0
-        a7 = a7 * x + 1.0
-        a8 = a8 * x + 1.0
-        a9 = a9 * x + 1.0
-        a10 = a10 * x + 1.0
-        a11 = a11 * x + 1.0
+        a0, a1, a2, a3 = a0 * x + 1.0, a1 * x + 1.0, a2 * x + 1.0, a3 * x + 1.0
+        a4, a5, a6, a7 = a4 * x + 1.0, a5 * x + 1.0, a6 * x + 1.0, a7 * x + 1.0
+        a8, a9, a10, a11 = a8 * x + 1.0, a9 * x + 1.0, a10 * x + 1.0, a11 * x + 1.0
     return a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11
 
 
