@@ -55,20 +55,17 @@ def main() -> None:
         _run(args)
 
 
-def _run(args: argparse.Namespace) -> None:
-    import fastmf_ab.kernels.als as there
-    from fastmf_ab._solver import row_order as there_order
-
-    import fastmf.kernels.als as here
-    from fastmf._solver import row_order as here_order
+def halfstep_arrays(shape: str, K: int = 32):
+    """The arrays the half-steps run on: ``({"user": (ratings, other, other_bias, factors,
+    bias, want_sse), "item": ...}, mu)``, the synthetic ``shape`` set in float32 as CSR and
+    CSC, random factors of rank ``K`` and zero biases."""
     from fastmf.base import aligned_empty
     from fastmf.datasets import make_movielens_like
 
-    numba.set_num_threads(args.threads)
-    csr = make_movielens_like(args.shape, random_state=0)[0].to_scipy().tocsr()
+    csr = make_movielens_like(shape, random_state=0)[0].to_scipy().tocsr()
     csr = csr.astype(np.float32)
     csc = csr.tocsc()
-    K, f32 = 32, np.float32
+    f32 = np.float32
     rng = np.random.default_rng(0)
     # On a 64-byte boundary, as the estimators allocate them (fastmf.base.aligned_empty): a
     # 128-byte row that starts elsewhere spans three cache lines, and CG half-steps over such
@@ -79,7 +76,19 @@ def _run(args: argparse.Namespace) -> None:
     V[...] = rng.standard_normal(V.shape) * 0.1
     bu, bv = np.zeros(csr.shape[0], f32), np.zeros(csr.shape[1], f32)
     mu = f32(csr.data.mean())
-    sides = {"user": (csr, V, bv, U, bu, False), "item": (csc, U, bu, V, bv, True)}
+    return {"user": (csr, V, bv, U, bu, False), "item": (csc, U, bu, V, bv, True)}, mu
+
+
+def _run(args: argparse.Namespace) -> None:
+    import fastmf_ab.kernels.als as there
+    from fastmf_ab._solver import row_order as there_order
+
+    import fastmf.kernels.als as here
+    from fastmf._solver import row_order as here_order
+    from fastmf.base import aligned_empty
+
+    numba.set_num_threads(args.threads)
+    sides, mu = halfstep_arrays(args.shape)
     times = {}
     for _ in range(args.rounds + 1):  # the first round compiles
         for side, (m, other, ob, fac, fb, want) in sides.items():
@@ -88,17 +97,19 @@ def _run(args: argparse.Namespace) -> None:
             for label, mod, order_of in ((args.rev, there, there_order),
                                          ("this checkout", here, here_order)):
                 order = order_of(n)  # each version's own schedule
-                f, b = aligned_empty(fac.shape, f32), fb.copy()
+                f, b = aligned_empty(fac.shape, fac.dtype), fb.copy()
                 f[...] = fac
                 sse = np.zeros(fac.shape[0]) if want else np.zeros(0)
-                common = (indptr, indices, m.data, other, ob, mu, f32(0.1), f32(0.1), False,
-                          False, True, order, args.threads)
+                reg = fac.dtype.type(0.1)
+                common = (indptr, indices, m.data, other, ob, mu, reg, reg, False, False, True,
+                          order, args.threads)
                 t = time.perf_counter()
                 if args.solver == "cg":
                     mod.solve_rows_cg(*common, 3, f, b, sse)
                 else:
                     mod.solve_rows(*common, f, b, sse)
                 times.setdefault((side, label), []).append(time.perf_counter() - t)
+    K = sides["user"][3].shape[1]
     print(f"{args.solver}, {args.shape}-shaped, K = {K}, float32, {args.threads} thread(s), "
           f"min / median of {args.rounds}, ms per half-step")
     for (side, label), ts in times.items():

@@ -31,6 +31,7 @@ import time
 import numba
 import numpy as np
 import two_cores
+from ab_halfstep import halfstep_arrays
 
 
 def _iteration(sides, mu, solver, threads):
@@ -67,8 +68,6 @@ def _peak_gain():
 
 def main() -> None:
     from fastmf._solver import row_order
-    from fastmf.base import aligned_empty
-    from fastmf.datasets import make_movielens_like
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shape", default="10m")
@@ -79,19 +78,9 @@ def main() -> None:
     if numba.config.NUMBA_NUM_THREADS < 2:
         raise SystemExit("two_threads_paired.py: numba sees fewer than two threads")
 
-    csr = make_movielens_like(args.shape, random_state=0)[0].to_scipy().tocsr()
-    csr = csr.astype(np.float32)
-    csc = csr.tocsc()
-    K, f32 = 32, np.float32
-    rng = np.random.default_rng(0)
-    U = aligned_empty((csr.shape[0], K), f32)
-    V = aligned_empty((csr.shape[1], K), f32)
-    U[...] = rng.standard_normal(U.shape) * 0.1
-    V[...] = rng.standard_normal(V.shape) * 0.1
-    bu, bv = np.zeros(csr.shape[0], f32), np.zeros(csr.shape[1], f32)
-    mu = f32(csr.data.mean())
+    arrays, mu = halfstep_arrays(args.shape)
     sides = []
-    for m, other, ob, fac, fb, want in ((csr, V, bv, U, bu, False), (csc, U, bu, V, bv, True)):
+    for m, other, ob, fac, fb, want in arrays.values():
         indptr = m.indptr.astype(np.int64)
         sides.append((indptr, m.indices.astype(np.int32), m.data, other, ob, fac, fb, want,
                       row_order(np.diff(indptr))))
@@ -112,6 +101,7 @@ def main() -> None:
         numba.set_num_threads(previous)
     probes, t1, t2 = np.array(probes), np.array(t1), np.array(t2)
     gain = t1 / t2
+    K = arrays["user"][3].shape[1]
     print(f"{args.solver}, {args.shape}-shaped, K = {K}, float32, {args.rounds} rounds: one "
           f"iteration {1e3 * t1.min():.1f} / {1e3 * np.median(t1):.1f} ms at one thread, "
           f"{1e3 * t2.min():.1f} / {1e3 * np.median(t2):.1f} ms at two (min / median)")
