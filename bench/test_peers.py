@@ -83,7 +83,8 @@ def test_two_threads_against_one(benchmark, machine, library, solver, variant):
     Taken from the 1- and 2-thread rows of the peer table above, the speed-up compared fits
     run minutes apart, while a shared VM's vCPU speed moves by up to 1.5x within a second
     (docs/design.md section 9). Interleaved, both sides of the ratio see the same machine.
-    The table's "peer" column is the one-thread fit, so its ratio is the speed-up.
+    The table's "peer" column is the one-thread fit, so its ratio is the speed-up; in
+    cmfrec's rows its "fastmf" column holds cmfrec's two-thread fit.
 
     fastmf's figure is issue 17's target (1.8x on the ML-10M shape). cmfrec's, from the same
     run, is the control: what the same machine gave another library's two threads on the
