@@ -20,9 +20,11 @@ runs of 40 rounds (the first by a throwaway script doing the same):
   1.90×) and 1.33–2.18× (median 1.78×);
 - the 9 and 23 other rounds: 1.26–1.93× (median 1.76×) and 1.16–2.10× (median 1.57×).
 
-Cholesky, 30 rounds (throwaway): 1.37–2.52× (median 1.77×) in 10 rounds, 1.33–2.24× (median
-1.85×) in 20. A probe takes 20 ms and an iteration 300–900 ms, so a round's probes sample the
-host's state and do not pin it down.
+Cholesky, two runs of 30 rounds (the first by the throwaway script): 1.37–2.52× (median
+1.77×) and 1.47–4.11× (median 1.75×) where every probe read 1.85× or more, in 10 and 20
+rounds; 1.33–2.24× (median 1.85×) and 1.11–2.04× (median 1.64×) in the 20 and 10 others.
+A probe takes 20 ms and an iteration 300–900 ms, so a round's probes sample the host's state
+and do not pin it down.
 """
 
 import argparse
