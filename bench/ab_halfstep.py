@@ -56,9 +56,10 @@ def main() -> None:
 
 
 def halfstep_arrays(shape: str, K: int = 32):
-    """The arrays the half-steps run on: ``({"user": (ratings, other, other_bias, factors,
-    bias, want_sse), "item": ...}, mu)``, the synthetic ``shape`` set in float32 as CSR and
-    CSC, random factors of rank ``K`` and zero biases."""
+    """The arrays the half-steps run on: ``({"user": side, "item": side}, mu)`` with ``side =
+    (indptr, indices, data, other, other_bias, factors, bias, want_sse)``: the synthetic
+    ``shape`` set in float32 as CSR and CSC (int64 ``indptr``, int32 ``indices``), random
+    factors of rank ``K`` and zero biases."""
     from fastmf.base import aligned_empty
     from fastmf.datasets import make_movielens_like
 
@@ -76,7 +77,33 @@ def halfstep_arrays(shape: str, K: int = 32):
     V[...] = rng.standard_normal(V.shape) * 0.1
     bu, bv = np.zeros(csr.shape[0], f32), np.zeros(csr.shape[1], f32)
     mu = f32(csr.data.mean())
-    return {"user": (csr, V, bv, U, bu, False), "item": (csc, U, bu, V, bv, True)}, mu
+
+    def side(m, other, other_bias, factors, bias, want):
+        return (m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data, other,
+                other_bias, factors, bias, want)
+
+    return {"user": side(csr, V, bv, U, bu, False), "item": side(csc, U, bu, V, bv, True)}, mu
+
+
+def timed_halfstep(als, solver: str, side: tuple, mu, order, threads: int) -> float:
+    """Seconds for one half-step of ``als`` (a ``fastmf.kernels.als`` module) over ``side``
+    (from :func:`halfstep_arrays`), on a copy of its factors and biases: ``solve_rows_cg``
+    with 3 steps or ``solve_rows``, reg 0.1, joint bias, the objective where ``side`` wants it."""
+    from fastmf.base import aligned_empty
+
+    indptr, indices, data, other, other_bias, factors, bias, want = side
+    f, b = aligned_empty(factors.shape, factors.dtype), bias.copy()
+    f[...] = factors
+    sse = np.zeros(factors.shape[0]) if want else np.zeros(0)
+    reg = factors.dtype.type(0.1)
+    common = (indptr, indices, data, other, other_bias, mu, reg, reg, False, False, True, order,
+              threads)
+    t = time.perf_counter()
+    if solver == "cg":
+        als.solve_rows_cg(*common, 3, f, b, sse)
+    else:
+        als.solve_rows(*common, f, b, sse)
+    return time.perf_counter() - t
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -85,36 +112,24 @@ def _run(args: argparse.Namespace) -> None:
 
     import fastmf.kernels.als as here
     from fastmf._solver import row_order as here_order
-    from fastmf.base import aligned_empty
 
     numba.set_num_threads(args.threads)
     sides, mu = halfstep_arrays(args.shape)
     times = {}
     for _ in range(args.rounds + 1):  # the first round compiles
-        for side, (m, other, ob, fac, fb, want) in sides.items():
-            indptr, indices = m.indptr.astype(np.int64), m.indices.astype(np.int32)
-            n = np.diff(indptr)
+        for name, side in sides.items():
+            n = np.diff(side[0])
             for label, mod, order_of in ((args.rev, there, there_order),
                                          ("this checkout", here, here_order)):
                 order = order_of(n)  # each version's own schedule
-                f, b = aligned_empty(fac.shape, fac.dtype), fb.copy()
-                f[...] = fac
-                sse = np.zeros(fac.shape[0]) if want else np.zeros(0)
-                reg = fac.dtype.type(0.1)
-                common = (indptr, indices, m.data, other, ob, mu, reg, reg, False, False, True,
-                          order, args.threads)
-                t = time.perf_counter()
-                if args.solver == "cg":
-                    mod.solve_rows_cg(*common, 3, f, b, sse)
-                else:
-                    mod.solve_rows(*common, f, b, sse)
-                times.setdefault((side, label), []).append(time.perf_counter() - t)
-    K = sides["user"][3].shape[1]
+                times.setdefault((name, label), []).append(
+                    timed_halfstep(mod, args.solver, side, mu, order, args.threads))
+    K = sides["user"][5].shape[1]
     print(f"{args.solver}, {args.shape}-shaped, K = {K}, float32, {args.threads} thread(s), "
           f"min / median of {args.rounds}, ms per half-step")
-    for (side, label), ts in times.items():
+    for (name, label), ts in times.items():
         ts = np.array(ts[1:]) * 1e3
-        print(f"  {side:5s} {label:14s} {ts.min():7.2f} / {np.median(ts):7.2f}")
+        print(f"  {name:5s} {label:14s} {ts.min():7.2f} / {np.median(ts):7.2f}")
 
 
 if __name__ == "__main__":

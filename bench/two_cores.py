@@ -135,9 +135,22 @@ def _timed(kernel, args: tuple, threads: int) -> float:
     return time.perf_counter() - t
 
 
-KINDS = {0: ("FMA throughput", 400_000), 1: ("FMA peak", 5_000_000),
+FMA_PEAK = 1
+KINDS = {0: ("FMA throughput", 400_000), FMA_PEAK: ("FMA peak", 5_000_000),
          2: ("latency chain", 20_000_000)}
 CHAINS_KIB = (384, 2048)
+
+
+def _one_then_two(kernel, args: tuple) -> tuple[float, float]:
+    """Seconds for ``kernel(*args, threads)`` on one thread, then on two."""
+    return _timed(kernel, args, 1), _timed(kernel, args, 2)
+
+
+def peak_gain() -> float:
+    """One round of the FMA peak: its two-thread gain ``2 t1 / t2``. Needs two numba threads;
+    the first call compiles."""
+    t1, t2 = _one_then_two(_run, (FMA_PEAK, KINDS[FMA_PEAK][1]))
+    return 2 * t1 / t2
 
 
 def probe(rounds: int) -> tuple[dict, dict]:
@@ -157,8 +170,7 @@ def probe(rounds: int) -> tuple[dict, dict]:
     try:
         for _ in range(rounds):
             for name, (kernel, args) in work.items():
-                t1 = _timed(kernel, args, 1)
-                t2 = _timed(kernel, args, 2)
+                t1, t2 = _one_then_two(kernel, args)
                 gains[name].append(2 * t1 / t2)
                 if name in ns:
                     ns[name].append(t1 / steps * 1e9)

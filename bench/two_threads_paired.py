@@ -28,44 +28,19 @@ and do not pin it down.
 """
 
 import argparse
-import time
 
 import numba
 import numpy as np
 import two_cores
-from ab_halfstep import halfstep_arrays
+from ab_halfstep import halfstep_arrays, timed_halfstep
 
 
 def _iteration(sides, mu, solver, threads):
     """Seconds for one user and one item half-step on ``threads`` threads."""
-    from fastmf.base import aligned_empty
     from fastmf.kernels import als
 
     numba.set_num_threads(threads)
-    total = 0.0
-    for indptr, indices, data, other, other_bias, factors, bias, want, order in sides:
-        f = aligned_empty(factors.shape, factors.dtype)
-        f[...] = factors
-        b = bias.copy()
-        sse = np.zeros(factors.shape[0]) if want else np.zeros(0)
-        reg = factors.dtype.type(0.1)
-        common = (indptr, indices, data, other, other_bias, mu, reg, reg, False, False, True,
-                  order, threads)
-        t = time.perf_counter()
-        if solver == "cg":
-            als.solve_rows_cg(*common, 3, f, b, sse)
-        else:
-            als.solve_rows(*common, f, b, sse)
-        total += time.perf_counter() - t
-    return total
-
-
-def _peak_gain():
-    """The FMA peak probe's two-thread gain, one round."""
-    n = two_cores.KINDS[1][1]
-    t1 = two_cores._timed(two_cores._run, (1, n), 1)
-    t2 = two_cores._timed(two_cores._run, (1, n), 2)
-    return 2 * t1 / t2
+    return sum(timed_halfstep(als, solver, side, mu, order, threads) for side, order in sides)
 
 
 def main() -> None:
@@ -81,29 +56,25 @@ def main() -> None:
         raise SystemExit("two_threads_paired.py: numba sees fewer than two threads")
 
     arrays, mu = halfstep_arrays(args.shape)
-    sides = []
-    for m, other, ob, fac, fb, want in arrays.values():
-        indptr = m.indptr.astype(np.int64)
-        sides.append((indptr, m.indices.astype(np.int32), m.data, other, ob, fac, fb, want,
-                      row_order(np.diff(indptr))))
+    sides = [(side, row_order(np.diff(side[0]))) for side in arrays.values()]
 
-    _peak_gain()  # compile
+    two_cores.peak_gain()  # compile
     for threads in (2, 1):
         _iteration(sides, mu, args.solver, threads)
     probes, t1, t2 = [], [], []
     previous = numba.get_num_threads()
     try:
         for _ in range(args.rounds):
-            p0 = _peak_gain()
+            p0 = two_cores.peak_gain()
             t1.append(_iteration(sides, mu, args.solver, 1))
-            p1 = _peak_gain()
+            p1 = two_cores.peak_gain()
             t2.append(_iteration(sides, mu, args.solver, 2))
-            probes.append(min(p0, p1, _peak_gain()))
+            probes.append(min(p0, p1, two_cores.peak_gain()))
     finally:
         numba.set_num_threads(previous)
     probes, t1, t2 = np.array(probes), np.array(t1), np.array(t2)
     gain = t1 / t2
-    K = arrays["user"][3].shape[1]
+    K = arrays["user"][5].shape[1]
     print(f"{args.solver}, {args.shape}-shaped, K = {K}, float32, {args.rounds} rounds: one "
           f"iteration {1e3 * t1.min():.1f} / {1e3 * np.median(t1):.1f} ms at one thread, "
           f"{1e3 * t2.min():.1f} / {1e3 * np.median(t2):.1f} ms at two (min / median)")
