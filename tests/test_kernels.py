@@ -13,7 +13,7 @@ from fastmf._solver import row_order
 from fastmf.kernels import objective, predict_pairs, solve_rows, solve_rows_cg, transpose_csr
 from fastmf.kernels._cholesky import LANE_VECTOR_BYTES, pack_lanes, solve_lanes
 from fastmf.kernels._gram import _ROWS, VECTOR_BYTES, gram_lower, gram_lower_range, padded
-from fastmf.kernels._pass import gather_stats, residual_sse, rows_pass
+from fastmf.kernels._pass import gather_stats, residual_sse, rows_pass, sums_first_block
 from fastmf.kernels.als import (
     _ROW_WEIGHT,
     _cholesky_solve,
@@ -545,6 +545,49 @@ def test_gather_stats_in_two_calls_gives_the_bits_of_one(dtype, K):
     np.testing.assert_array_equal(X1, X2)
     np.testing.assert_array_equal(r1, r2)
     np.testing.assert_array_equal(T1[K:, :K], T2[K:, :K])  # the first call overwrote the 7s
+
+
+@numba.njit
+def _gather_then_gram(other, idx, m, cut, data, bias, X, T, r, block0):
+    """A row of ``m`` ratings gathered in two pieces (``cut``), each piece's product taken
+    after it, from the first register block (gather's ``block0`` False) or the second."""
+    K = other.shape[1]
+    b0 = 1 if block0 else 0
+    off = data.dtype.type(0.5)
+    sr, srr = gather_stats(other, idx, 0, cut, data, bias, off, X, T, r, off, off, 0, False,
+                           block0)
+    gram_lower_range(X, 0, cut, K, T, False, b0)
+    sr, srr = gather_stats(other, idx, cut, m - cut, data, bias, off, X, T, r, sr, srr, 0, True,
+                           block0)
+    gram_lower_range(X, 0, m - cut, K, T, True, b0)
+    return sr, srr
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K", [8, 17, 32, 40, 48, 49, 64])
+@pytest.mark.parametrize("m, cut", [(1, 1), (90, 37), (300, 128)])
+def test_gather_summing_the_first_gram_block_gives_the_bits_of_the_product(dtype, K, m, cut):
+    """Where the gather sums the Gram product's first register block itself (float32 with
+    AVX-512, K of two or three vectors: ``sums_first_block``), the statistics are those of
+    the gather and the whole product apart, bit for bit, across pieces too; elsewhere it
+    declines."""
+    block0 = sums_first_block(np.empty((0, 1), dtype), K)
+    assert block0 == (VECTOR_BYTES == 64 and dtype == np.float32 and 16 < K <= 48)
+    rng = np.random.default_rng(K * 7 + m)
+    other, idx, data, bias = _listed_rows(rng, 50, K, m, np.int32, dtype)
+    got = []
+    for fused in (False, block0):
+        Kp = padded(K)
+        X = np.zeros((max(cut, m - cut), Kp), dtype)  # each piece goes to X's first rows
+        T, r = np.zeros((K + 2, Kp), dtype), np.zeros(m, dtype)
+        sums = _gather_then_gram(other, idx, m, cut, data, bias, X, T, r, fused)
+        got.append((sums, T[:K + 2, :K][np.tril_indices(K + 2, 0, K)].copy()))
+    assert got[0][0] == got[1][0]
+    np.testing.assert_array_equal(got[0][1], got[1][1])
+    want = ref.gram_lower(other[idx[:m]].astype(np.float64))  # and both are the product
+    low = np.tril_indices(K)
+    np.testing.assert_allclose(T[:K, :K][low], want[low], rtol=RTOL[dtype] / 10,
+                               atol=(1e-5 if dtype == np.float32 else 1e-12) * m)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -92,31 +92,35 @@ def gram_lower(X, m, K, T):
     T[:K, :K] = Xm.T @ Xm
 
 
-def gram_lower_range(X, t0, t1, K, T, resume):
+def gram_lower_range(X, t0, t1, K, T, resume, first_block=0):
     """:func:`gram_lower` over rows ``t0 .. t1 - 1`` of ``X``: with ``resume``, the sums are
     continued from what ``T`` holds (a previous range's, stored by this function), bit for
     bit as if both ranges were one call; else they start at zero. A row gathered piece by
     piece (:func:`fastmf.kernels._pass.gather_stats`) takes each piece's product while the
-    piece is still in L1."""
+    piece is still in L1. ``first_block``: the register blocks before it (``_ROWS`` rows
+    each) are left alone, for a caller that summed them itself (``gather_stats``'
+    ``block0``)."""
     Xm = X[t0:t1, :K]
+    a0 = first_block * _ROWS
     if resume:
-        T[:K, :K] += Xm.T @ Xm
+        T[a0:K, :K] += Xm[:, a0:].T @ Xm
     else:
-        T[:K, :K] = Xm.T @ Xm
+        T[a0:K, :K] = Xm[:, a0:].T @ Xm
 
 
 @intrinsic
-def _gram_lower(typingctx, X, t0, t1, K, T, resume):
+def _gram_lower(typingctx, X, t0, t1, K, T, resume, first_block):
     if not (isinstance(X, types.Array) and isinstance(T, types.Array) and X.ndim == T.ndim == 2
             and X.layout == T.layout == "C" and X.dtype == T.dtype
             and X.dtype in (types.float32, types.float64)
             and isinstance(t0, types.Integer) and isinstance(t1, types.Integer)
-            and isinstance(K, types.Integer) and isinstance(resume, types.Boolean)):
+            and isinstance(K, types.Integer) and isinstance(resume, types.Boolean)
+            and isinstance(first_block, types.Integer)):
         return None
     dt = X.dtype
 
     def codegen(context, builder, signature, args):
-        xty, t0ty, mty, kty, tty, _ = signature.args
+        xty, t0ty, mty, kty, tty, _, fbty = signature.args
         fty = context.get_value_type(dt)
         size = dt.bitwidth // 8
         W = VECTOR_BYTES // size
@@ -132,6 +136,7 @@ def _gram_lower(typingctx, X, t0, t1, K, T, resume):
         start = context.cast(builder, args[1], t0ty, types.intp)
         end = context.cast(builder, args[2], mty, types.intp)
         k_ = context.cast(builder, args[3], kty, types.intp)
+        first_block = context.cast(builder, args[6], fbty, types.intp)
         fma = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(vecty, [vecty] * 3),
             f"llvm.fma.v{W}{'f32' if size == 4 else 'f64'}")
@@ -207,7 +212,7 @@ def _gram_lower(typingctx, X, t0, t1, K, T, resume):
         def blocks(t0, t1, resume):
             """All register blocks over ratings ``t0 .. t1 - 1``, their sums starting at zero,
             or with ``resume`` from those the previous piece stored in ``T``."""
-            with cgutils.for_range(builder, n_blocks) as block:
+            with cgutils.for_range(builder, n_blocks, start=first_block) as block:
                 first = builder.mul(block.index, const(_ROWS))
                 # The block's rows are columns first .. first + _ROWS - 1 of X, all inside
                 # its padded width; those past K (padding) are computed but never stored.
@@ -261,21 +266,21 @@ def _gram_lower(typingctx, X, t0, t1, K, T, resume):
             blocks(t0, builder.select(builder.icmp_signed("<", t1, end), t1, end), True)
         return context.get_dummy_value()
 
-    return types.void(X, t0, t1, K, T, resume), codegen
+    return types.void(X, t0, t1, K, T, resume, first_block), codegen
 
 
 @overload(gram_lower, inline="always")
 def _gram_lower_impl(X, m, K, T):
     def impl(X, m, K, T):
-        _gram_lower(X, 0, m, K, T, False)
+        _gram_lower(X, 0, m, K, T, False, 0)
 
     return impl
 
 
 @overload(gram_lower_range, inline="always")
-def _gram_lower_range_impl(X, t0, t1, K, T, resume):
-    def impl(X, t0, t1, K, T, resume):
-        _gram_lower(X, t0, t1, K, T, resume)
+def _gram_lower_range_impl(X, t0, t1, K, T, resume, first_block=0):
+    def impl(X, t0, t1, K, T, resume, first_block=0):
+        _gram_lower(X, t0, t1, K, T, resume, first_block)
 
     return impl
 

@@ -52,7 +52,7 @@ functions are the numpy code below, which computes the same quantities (not the 
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
@@ -64,6 +64,13 @@ PREFETCH = DISTANCE
 # Ratings ahead of the one being read whose row is hinted into L2, where a row is read from
 # memory: the first pass of a CG row and the Cholesky gather (_prefetch.FAR_DISTANCE).
 FAR = FAR_DISTANCE
+#: Rows (and columns) of the Gram product's first register block, which the Cholesky gather
+#: can sum while it copies the rows (float32 with AVX-512: gram_lower's 16-row blocks, one
+#: vector wide); the product then starts at its second block.
+FIRST_BLOCK_ROWS = 16 if VECTOR_BYTES == 64 else 0
+# Row widths (in vectors) for which the gather sums that block: the row's vectors, its two
+# sums and the block's 16 sums in registers.
+_FUSED_WIDTHS = (2, 3)
 # Widest row (in vectors) whose v and out stay in registers; wider ones keep out in memory.
 _MAX_REGISTER_VECTORS = 4
 # Vector registers of the target (16 with AVX2, 32 with AVX-512).
@@ -535,7 +542,17 @@ def _rows_pass_impl(other, idx, lo, m, data, bias, offset, v, q, out, vb, residu
     return impl
 
 
-def gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, resume):
+@njit(cache=True)
+def sums_first_block(X, K):
+    """Whether :func:`gather_stats` sums the Gram product's first register block for rows of
+    ``K`` factors gathered into ``X`` (``block0``): float32 with AVX-512, ``K`` of two or
+    three vectors. :func:`fastmf.kernels._gram.gram_lower_range` then starts at block 1."""
+    n_vec = -(-K // max(FIRST_BLOCK_ROWS, 1))
+    return FIRST_BLOCK_ROWS > 0 and X.itemsize == 4 and n_vec in _FUSED_WIDTHS
+
+
+def gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, resume,
+                 block0=False):
     """Gather ratings ``lo .. lo + m - 1`` for a Gram product, with their first moments.
 
     For each rating ``t`` with ``j = idx[lo + t]``: ``X[t0 + t, :K] = other[j]`` (``X[t0 + t,
@@ -546,6 +563,14 @@ def gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, re
     ``resume`` the two rows of ``T`` are continued from what they hold (a previous call's
     sums) instead of starting at zero, so a row gathered in pieces has the sums of one call,
     bit for bit.
+
+    With ``block0`` (only where :func:`sums_first_block` says so), the loop also sums the
+    Gram product's first register block, ``T[a, c] = sum_t X[t0 + t, a] X[t0 + t, c]`` for
+    ``c <= a < 16`` (with some entries right of the diagonal, as
+    :func:`fastmf.kernels._gram.gram_lower` writes them), each entry the FMA chain that
+    function computes, and continued from ``T`` with ``resume``. The block's FMAs (12
+    full-width per rating at K = 32) then run while the rows come in from the cache, instead
+    of in a pass of their own over the copied rows.
 
     ``X`` and ``T`` are C-contiguous with ``padded(K)`` columns.
     """
@@ -560,12 +585,18 @@ def gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, re
         T[K:K + 2] = 0
     T[K, :K] += rows.sum(axis=0)
     T[K + 1, :K] += rt @ rows
+    if block0:
+        B = FIRST_BLOCK_ROWS
+        if resume:
+            T[:B, :B] += rows[:, :B].T @ rows[:, :B]
+        else:
+            T[:B, :B] = rows[:, :B].T @ rows[:, :B]
     return sr + rt.sum(), srr + rt @ rt
 
 
 @intrinsic
 def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0,
-                  resume):
+                  resume, block0):
     if not (isinstance(other, types.Array) and other.ndim == 2 and other.layout == "C"
             and other.dtype in (types.float32, types.float64)
             and all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype == other.dtype
@@ -575,15 +606,16 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
             and isinstance(idx, types.Array) and idx.ndim == 1
             and isinstance(idx.dtype, types.Integer)
             and isinstance(lo, types.Integer) and isinstance(m, types.Integer)
-            and isinstance(t0, types.Integer) and isinstance(resume, types.Boolean)):
+            and isinstance(t0, types.Integer) and isinstance(resume, types.Boolean)
+            and isinstance(block0, types.Boolean)):
         return None
     dt = other.dtype
     sig = types.UniTuple(dt, 2)(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0,
-                                resume)
+                                resume, block0)
 
     def codegen(context, builder, signature, args):
         (oth_t, idx_t, lo_t, m_t, data_t, bias_t, off_t, x_t, t_t, r_t, sr_t, srr_t, t0_t,
-         _) = signature.args
+         _, _) = signature.args
         tk = _IR(context, builder, dt)
         const, W, size = tk.const, tk.W, tk.size
         oa, obase = tk.array(oth_t, args[0])
@@ -598,6 +630,7 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
         _, rptr = tk.array(r_t, args[9])
         t0_ = context.cast(builder, args[12], t0_t, types.intp)
         resume = args[13]
+        block0 = args[14]
         k_ = cgutils.unpack_tuple(builder, oa.shape, 2)[1]
         ostride = builder.udiv(cgutils.unpack_tuple(builder, oa.strides, 2)[0], const(size))
         xstride = builder.udiv(cgutils.unpack_tuple(builder, xa.strides, 2)[0], const(size))
@@ -616,9 +649,40 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
             j = builder.load(builder.gep(ia.data, [at]))
             return context.cast(builder, j, idx_t.dtype, types.intp)
 
+        fusable = W == FIRST_BLOCK_ROWS  # float32 with AVX-512: see FIRST_BLOCK_ROWS
+        B = FIRST_BLOCK_ROWS
+        half = ir.VectorType(tk.fty, W // 2)
+        low = ir.Constant(ir.VectorType(tk.i32, W // 2), list(range(W // 2)))
+
         def emit(n_vec, masked):
             """The loop with the sums of ``n_vec`` vectors in registers (``None``: any
-            width, sums in T)."""
+            width, sums in T); where ``block0`` asks and the width allows, with the Gram
+            product's first register block too."""
+            if fusable and n_vec in _FUSED_WIDTHS:
+                with builder.if_else(block0) as (yes, no):
+                    with yes:
+                        emit_loop(n_vec, masked, True)
+                    with no:
+                        emit_loop(n_vec, masked, False)
+            else:
+                emit_loop(n_vec, masked, False)
+
+        def emit_loop(n_vec, masked, fused):
+            # The Gram block's rows a < B/2 need only columns c < B/2: half-width sums
+            # (as gram_lower's diagonal block).
+            if fused:
+                gacc = [cgutils.alloca_once(builder, half if a < B // 2 else tk.vec)
+                        for a in range(B)]
+                with builder.if_else(resume) as (yes, no):
+                    with yes:
+                        for a in range(B):
+                            ty = half if a < B // 2 else tk.vec
+                            row = builder.gep(tptr, [builder.mul(const(a), tstride)])
+                            builder.store(tk.load_vec(row, ty, const(0)), gacc[a])
+                    with no:
+                        for a in range(B):
+                            ty = half if a < B // 2 else tk.vec
+                            builder.store(ir.Constant(ty, None), gacc[a])
             if n_vec is not None:
                 acc = [[cgutils.alloca_once_value(builder, zero_w) for _ in range(n_vec)]
                        for _ in range(2)]
@@ -657,6 +721,13 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
                         tk.store_vec(xv, dst, col)
                         builder.store(builder.fadd(builder.load(acc[0][k]), xv), acc[0][k])
                         builder.store(tk.fma(brt, xv, builder.load(acc[1][k])), acc[1][k])
+                        if fused and k == 0:
+                            xlow = builder.shuffle_vector(xv, xv, low)
+                            for a in range(B):
+                                ty = half if a < B // 2 else tk.vec
+                                s_a = tk.splat(builder.load(builder.gep(src, [const(a)])), ty)
+                                builder.store(tk.fma(s_a, xlow if a < B // 2 else xv,
+                                                     builder.load(gacc[a])), gacc[a])
                 else:
                     with cgutils.for_range(builder, nv) as vloop:
                         col = builder.mul(vloop.index, const(W))
@@ -675,6 +746,10 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
                 for k in range(n_vec):
                     tk.store_vec(builder.load(acc[0][k]), t_sum, const(k * W))
                     tk.store_vec(builder.load(acc[1][k]), t_rsum, const(k * W))
+            if fused:
+                for a in range(B):
+                    row = builder.gep(tptr, [builder.mul(const(a), tstride)])
+                    tk.store_vec(builder.load(gacc[a]), row, const(0))
 
         done = builder.append_basic_block("gather_stats.done")
         tk.by_width(nv, k_, emit, done)
@@ -686,10 +761,12 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
 
 
 @overload(gather_stats, inline="always")
-def _gather_stats_impl(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, resume):
-    def impl(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, resume):
+def _gather_stats_impl(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, resume,
+                       block0=False):
+    def impl(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, resume,
+             block0=False):
         return _gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0,
-                             resume)
+                             resume, block0)
 
     return impl
 

@@ -24,9 +24,9 @@ from fastmf.kernels._cholesky import (
     rank2_lower,
     solve_lanes,
 )
-from fastmf.kernels._gram import gram_lower, gram_lower_range, padded, piece_rows
+from fastmf.kernels._gram import gram_lower_range, padded, piece_rows
 from fastmf.kernels._jit import helper
-from fastmf.kernels._pass import gather_stats, residual_sse, rows_pass
+from fastmf.kernels._pass import gather_stats, residual_sse, rows_pass, sums_first_block
 from fastmf.kernels.objective import _row_sse
 
 # Fused multiply-add only. Reassociation is left off on purpose: it would let results depend
@@ -189,21 +189,26 @@ def _gather_chunk(other, indices, lo, m, data, other_bias, offset, X, T, r, sr, 
 
     The chunk goes :func:`fastmf.kernels._gram.piece_rows` ratings at a time to the first
     rows of ``X``, each piece's Gram product taken while the piece is in L1, the sums resumed
-    from ``T``: ``X`` never leaves L1. With ``keep``, ``r[:m]`` holds the chunk's ratings
-    afterwards (for :func:`fastmf.kernels._pass.residual_sse`); without, only the last
-    piece's. The sums run over the ratings in the same order either way, bit for bit.
+    from ``T``: ``X`` never leaves L1. Where :func:`fastmf.kernels._pass.sums_first_block`
+    says so (float32 with AVX-512), the gather sums the product's first register block
+    itself and the product starts at the second. With ``keep``, ``r[:m]`` holds the
+    chunk's ratings afterwards (for :func:`fastmf.kernels._pass.residual_sse`); without,
+    only the last piece's. The sums run over the ratings in the same order either way, bit
+    for bit.
     Returns ``(sr, srr)`` continued."""
     K = other.shape[1]
     P = piece_rows(X)
+    block0 = sums_first_block(X, K)
+    b0 = 1 if block0 else 0
     first = min(P, m)  # the first piece starts the sums (m = 0 included: zeros)
     sr, srr = gather_stats(other, indices, lo, first, data, other_bias, offset, X, T, r, sr,
-                           srr, 0, False)
-    gram_lower(X, first, K, T)
+                           srr, 0, False, block0)
+    gram_lower_range(X, 0, first, K, T, False, b0)
     for p0 in range(first, m, P):  # the next pieces go where the first was, and continue
         p1 = min(p0 + P, m)
         sr, srr = gather_stats(other, indices, lo + p0, p1 - p0, data, other_bias, offset, X,
-                               T, r[p0 if keep else 0:], sr, srr, 0, True)
-        gram_lower_range(X, 0, p1 - p0, K, T, True)
+                               T, r[p0 if keep else 0:], sr, srr, 0, True, block0)
+        gram_lower_range(X, 0, p1 - p0, K, T, True, b0)
     return sr, srr
 
 
