@@ -552,14 +552,13 @@ def _gather_then_gram(other, idx, m, cut, data, bias, X, T, r, block0):
     """A row of ``m`` ratings gathered in two pieces (``cut``), each piece's product taken
     after it, from the first register block (gather's ``block0`` False) or the second."""
     K = other.shape[1]
-    b0 = 1 if block0 else 0
     off = data.dtype.type(0.5)
     sr, srr = gather_stats(other, idx, 0, cut, data, bias, off, X, T, r, off, off, 0, False,
                            block0)
-    gram_lower_range(X, 0, cut, K, T, False, b0)
+    gram_lower_range(X, 0, cut, K, T, False, block0)
     sr, srr = gather_stats(other, idx, cut, m - cut, data, bias, off, X, T, r, sr, srr, 0, True,
                            block0)
-    gram_lower_range(X, 0, m - cut, K, T, True, b0)
+    gram_lower_range(X, 0, m - cut, K, T, True, block0)
     return sr, srr
 
 

@@ -92,16 +92,15 @@ def gram_lower(X, m, K, T):
     T[:K, :K] = Xm.T @ Xm
 
 
-def gram_lower_range(X, t0, t1, K, T, resume, first_block=0):
+def gram_lower_range(X, t0, t1, K, T, resume, block0=False):
     """:func:`gram_lower` over rows ``t0 .. t1 - 1`` of ``X``: with ``resume``, the sums are
     continued from what ``T`` holds (a previous range's, stored by this function), bit for
     bit as if both ranges were one call; else they start at zero. A row gathered piece by
     piece (:func:`fastmf.kernels._pass.gather_stats`) takes each piece's product while the
-    piece is still in L1. ``first_block``: the register blocks before it (``_ROWS`` rows
-    each) are left alone, for a caller that summed them itself (``gather_stats``'
-    ``block0``)."""
+    piece is still in L1. With ``block0`` the first register block (``_ROWS`` rows) is left
+    alone, for a caller that summed it itself (``gather_stats``' ``block0``)."""
     Xm = X[t0:t1, :K]
-    a0 = first_block * _ROWS
+    a0 = _ROWS if block0 else 0
     if resume:
         T[a0:K, :K] += Xm[:, a0:].T @ Xm
     else:
@@ -109,18 +108,18 @@ def gram_lower_range(X, t0, t1, K, T, resume, first_block=0):
 
 
 @intrinsic
-def _gram_lower(typingctx, X, t0, t1, K, T, resume, first_block):
+def _gram_lower(typingctx, X, t0, t1, K, T, resume, block0):
     if not (isinstance(X, types.Array) and isinstance(T, types.Array) and X.ndim == T.ndim == 2
             and X.layout == T.layout == "C" and X.dtype == T.dtype
             and X.dtype in (types.float32, types.float64)
             and isinstance(t0, types.Integer) and isinstance(t1, types.Integer)
             and isinstance(K, types.Integer) and isinstance(resume, types.Boolean)
-            and isinstance(first_block, types.Integer)):
+            and isinstance(block0, types.Boolean)):
         return None
     dt = X.dtype
 
     def codegen(context, builder, signature, args):
-        xty, t0ty, mty, kty, tty, _, fbty = signature.args
+        xty, t0ty, mty, kty, tty, _, _ = signature.args
         fty = context.get_value_type(dt)
         size = dt.bitwidth // 8
         W = VECTOR_BYTES // size
@@ -136,7 +135,7 @@ def _gram_lower(typingctx, X, t0, t1, K, T, resume, first_block):
         start = context.cast(builder, args[1], t0ty, types.intp)
         end = context.cast(builder, args[2], mty, types.intp)
         k_ = context.cast(builder, args[3], kty, types.intp)
-        first_block = context.cast(builder, args[6], fbty, types.intp)
+        first_block = builder.select(args[6], const(1), const(0))
         fma = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(vecty, [vecty] * 3),
             f"llvm.fma.v{W}{'f32' if size == 4 else 'f64'}")
@@ -266,21 +265,21 @@ def _gram_lower(typingctx, X, t0, t1, K, T, resume, first_block):
             blocks(t0, builder.select(builder.icmp_signed("<", t1, end), t1, end), True)
         return context.get_dummy_value()
 
-    return types.void(X, t0, t1, K, T, resume, first_block), codegen
+    return types.void(X, t0, t1, K, T, resume, block0), codegen
 
 
 @overload(gram_lower, inline="always")
 def _gram_lower_impl(X, m, K, T):
     def impl(X, m, K, T):
-        _gram_lower(X, 0, m, K, T, False, 0)
+        _gram_lower(X, 0, m, K, T, False, False)
 
     return impl
 
 
 @overload(gram_lower_range, inline="always")
-def _gram_lower_range_impl(X, t0, t1, K, T, resume, first_block=0):
-    def impl(X, t0, t1, K, T, resume, first_block=0):
-        _gram_lower(X, t0, t1, K, T, resume, first_block)
+def _gram_lower_range_impl(X, t0, t1, K, T, resume, block0=False):
+    def impl(X, t0, t1, K, T, resume, block0=False):
+        _gram_lower(X, t0, t1, K, T, resume, block0)
 
     return impl
 

@@ -671,18 +671,16 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
             # The Gram block's rows a < B/2 need only columns c < B/2: half-width sums
             # (as gram_lower's diagonal block).
             if fused:
-                gacc = [cgutils.alloca_once(builder, half if a < B // 2 else tk.vec)
-                        for a in range(B)]
+                gty = [half if a < B // 2 else tk.vec for a in range(B)]
+                gacc = [cgutils.alloca_once(builder, ty) for ty in gty]
                 with builder.if_else(resume) as (yes, no):
                     with yes:
                         for a in range(B):
-                            ty = half if a < B // 2 else tk.vec
                             row = builder.gep(tptr, [builder.mul(const(a), tstride)])
-                            builder.store(tk.load_vec(row, ty, const(0)), gacc[a])
+                            builder.store(tk.load_vec(row, gty[a], const(0)), gacc[a])
                     with no:
                         for a in range(B):
-                            ty = half if a < B // 2 else tk.vec
-                            builder.store(ir.Constant(ty, None), gacc[a])
+                            builder.store(ir.Constant(gty[a], None), gacc[a])
             if n_vec is not None:
                 acc = [[cgutils.alloca_once_value(builder, zero_w) for _ in range(n_vec)]
                        for _ in range(2)]
@@ -724,8 +722,8 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
                         if fused and k == 0:
                             xlow = builder.shuffle_vector(xv, xv, low)
                             for a in range(B):
-                                ty = half if a < B // 2 else tk.vec
-                                s_a = tk.splat(builder.load(builder.gep(src, [const(a)])), ty)
+                                s_a = tk.splat(builder.load(builder.gep(src, [const(a)])),
+                                               gty[a])
                                 builder.store(tk.fma(s_a, xlow if a < B // 2 else xv,
                                                      builder.load(gacc[a])), gacc[a])
                 else:

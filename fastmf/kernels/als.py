@@ -199,16 +199,15 @@ def _gather_chunk(other, indices, lo, m, data, other_bias, offset, X, T, r, sr, 
     K = other.shape[1]
     P = piece_rows(X)
     block0 = sums_first_block(X, K)
-    b0 = 1 if block0 else 0
     first = min(P, m)  # the first piece starts the sums (m = 0 included: zeros)
     sr, srr = gather_stats(other, indices, lo, first, data, other_bias, offset, X, T, r, sr,
                            srr, 0, False, block0)
-    gram_lower_range(X, 0, first, K, T, False, b0)
+    gram_lower_range(X, 0, first, K, T, False, block0)
     for p0 in range(first, m, P):  # the next pieces go where the first was, and continue
         p1 = min(p0 + P, m)
         sr, srr = gather_stats(other, indices, lo + p0, p1 - p0, data, other_bias, offset, X,
                                T, r[p0 if keep else 0:], sr, srr, 0, True, block0)
-        gram_lower_range(X, 0, p1 - p0, K, T, True, b0)
+        gram_lower_range(X, 0, p1 - p0, K, T, True, block0)
     return sr, srr
 
 
