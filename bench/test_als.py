@@ -80,10 +80,10 @@ def _gram_phase(indptr, indices, data, other, other_bias, mu, order, n_tasks):
     """The Cholesky path's gather + Gram for every row, nothing else (the library's helper)."""
     chunk = _gram_chunk(indptr, order, other.shape[1])
     for task in prange(n_tasks):
-        X, G, T, r = _gram_scratch(chunk, other.shape[1], other.dtype)
+        X, G, T = _gram_scratch(chunk, other.shape[1], other.dtype)
         for q in range(task, order.shape[0], n_tasks):
-            _gather_gram(indptr, indices, data, other, other_bias, mu, order[q], X, G, T, r,
-                         False)
+            _gather_gram(indptr, indices, data, other, other_bias, mu, order[q], X, G, T,
+                         chunk)
 
 
 @pytest.mark.parametrize("K", [32, 64])

@@ -455,8 +455,8 @@ def test_rows_pass_matches_the_definition(dtype, K, m):
 
 
 @numba.njit
-def _residual_sse_jit(other, idx, lo, r, m, K, x, b):
-    return residual_sse(other, idx, lo, r, m, K, x, b)
+def _residual_sse_jit(other, idx, lo, data, bias, offset, m, K, x, b):
+    return residual_sse(other, idx, lo, data, bias, offset, m, K, x, b)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -464,10 +464,11 @@ def _residual_sse_jit(other, idx, lo, r, m, K, x, b):
 @pytest.mark.parametrize("m", [0, 1, 3, 4, 9, 203])
 def test_residual_sse_matches_the_definition(dtype, K, m):
     """The Cholesky objective's residuals (x in registers, groups of four or eight, the other
-    side's rows read through the index) against the rating-by-rating float64 sum, for widths
-    that fill, straddle and exceed the vectors and the register path. ``other`` has exactly
-    K columns, its last listed row is followed by a row of NaN, and x's entries past K are
-    NaN: nothing past K may be read."""
+    side's rows read through the index, ``r_t`` from the ratings and biases) against the
+    rating-by-rating float64 sum, for widths that fill, straddle and exceed the vectors and
+    the register path. ``other`` has exactly K columns, its last listed row is followed by a
+    row of NaN, the ratings after the row's are NaN, and x's entries past K are NaN: nothing
+    past them may be read."""
     rng = np.random.default_rng(K * 10 + m)
     S = 50
     other = rng.standard_normal((S + 1, K)).astype(dtype)
@@ -476,27 +477,31 @@ def test_residual_sse_matches_the_definition(dtype, K, m):
     lo = 2
     if m:
         idx[lo + m - 1] = S - 1
-    r = rng.standard_normal(m + 1).astype(dtype)
+    data = rng.standard_normal(lo + m + 1).astype(dtype)
+    data[lo + m] = np.nan
+    bias = rng.standard_normal(S + 1).astype(dtype)
     x = np.full(padded(K) + 8, np.nan, dtype)
     x[:K] = rng.standard_normal(K)
-    want = ref.residual_sse(other[idx[lo:lo + m]], r[:m], x[:K], dtype(0.3))
-    got = _residual_sse_jit(other, idx, lo, r, m, K, x, dtype(0.3))
+    j = idx[lo:lo + m]
+    r = (data[lo:lo + m] - dtype(0.25)) - bias[j]  # in the dtype, as the gather computes it
+    want = ref.residual_sse(other[j], r, x[:K], dtype(0.3))
+    got = _residual_sse_jit(other, idx, lo, data, bias, dtype(0.25), m, K, x, dtype(0.3))
     tol = RTOL[dtype] / 10
     assert got == pytest.approx(want, rel=tol, abs=tol * K)
 
 
 @numba.njit
-def _gather_stats_jit(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0=0,
+def _gather_stats_jit(other, idx, lo, m, data, bias, offset, X, T, sr, srr, t0=0,
                       resume=False):
-    return gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, resume)
+    return gather_stats(other, idx, lo, m, data, bias, offset, X, T, sr, srr, t0, resume)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("K", [1, 3, 16, 17, 32, 33, 64, 70])
 @pytest.mark.parametrize("m", [0, 1, 5, 203])
 def test_gather_stats_matches_the_definition(dtype, K, m):
-    """The SIMD gather of the Cholesky half-step: the block (padding zero), the residuals and
-    the first moments, against a float64 sum; the sums continue the ones passed in."""
+    """The SIMD gather of the Cholesky half-step: the block (padding zero) and the first
+    moments, against a float64 sum; the sums continue the ones passed in."""
     rng = np.random.default_rng(K * 100 + m + 1)
     lo = 3
     other, idx, data, bias = _listed_rows(rng, 40, K, lo + m + 2, np.int64, dtype)
@@ -505,8 +510,7 @@ def test_gather_stats_matches_the_definition(dtype, K, m):
     X[:, K:] = 0.0  # as _gram_scratch leaves it
     T = np.full((K + 2, Kp), 7.0, dtype)
     T[K:, K:] = 0.0
-    r = np.full(m + 1, 9.0, dtype)
-    sr, srr = _gather_stats_jit(other, idx, lo, m, data, bias, dtype(0.25), X, T, r,
+    sr, srr = _gather_stats_jit(other, idx, lo, m, data, bias, dtype(0.25), X, T,
                                 dtype(1.5), dtype(2.0))
     j = idx[lo:lo + m]
     rows = other[j].astype(np.float64)
@@ -514,8 +518,6 @@ def test_gather_stats_matches_the_definition(dtype, K, m):
     tol = RTOL[dtype] / 10
     np.testing.assert_array_equal(X[:m, :K], other[j])
     assert (X[:m, K:] == 0).all() and (X[m:, :K] == 5.0).all()
-    np.testing.assert_allclose(r[:m], want_r, rtol=tol, atol=tol)
-    assert (r[m:] == 9.0).all()
     np.testing.assert_allclose(T[K, :K], rows.sum(axis=0), rtol=tol, atol=tol * max(m, 1))
     np.testing.assert_allclose(T[K + 1, :K], want_r @ rows, rtol=tol, atol=tol * max(m, 1))
     assert (T[K:, K:] == 0).all() and (T[:K] == 7.0).all()
@@ -527,36 +529,34 @@ def test_gather_stats_matches_the_definition(dtype, K, m):
 @pytest.mark.parametrize("K", [3, 32, 33])
 def test_gather_stats_in_two_calls_gives_the_bits_of_one(dtype, K):
     """A row gathered in two pieces, the second written at row ``t0`` of X and resuming the
-    sums in T: the same block, residuals and sums, bit for bit, as one call."""
+    sums in T: the same block and sums, bit for bit, as one call."""
     rng = np.random.default_rng(K)
     m, cut = 150, 61
     other, idx, data, bias = _listed_rows(rng, 40, K, m, np.int32, dtype)
     Kp = padded(K)
     X1, X2 = np.zeros((m, Kp), dtype), np.zeros((m, Kp), dtype)
     T1, T2 = np.zeros((K + 2, Kp), dtype), np.full((K + 2, Kp), 7.0, dtype)
-    r1, r2 = np.zeros(m, dtype), np.zeros(m, dtype)
-    one = _gather_stats_jit(other, idx, 0, m, data, bias, dtype(0.5), X1, T1, r1, dtype(1),
+    one = _gather_stats_jit(other, idx, 0, m, data, bias, dtype(0.5), X1, T1, dtype(1),
                             dtype(2))
-    sr, srr = _gather_stats_jit(other, idx, 0, cut, data, bias, dtype(0.5), X2, T2, r2,
+    sr, srr = _gather_stats_jit(other, idx, 0, cut, data, bias, dtype(0.5), X2, T2,
                                 dtype(1), dtype(2))
-    two = _gather_stats_jit(other, idx, cut, m - cut, data, bias, dtype(0.5), X2, T2, r2, sr,
+    two = _gather_stats_jit(other, idx, cut, m - cut, data, bias, dtype(0.5), X2, T2, sr,
                             srr, cut, True)
     assert one == two
     np.testing.assert_array_equal(X1, X2)
-    np.testing.assert_array_equal(r1, r2)
     np.testing.assert_array_equal(T1[K:, :K], T2[K:, :K])  # the first call overwrote the 7s
 
 
 @numba.njit
-def _gather_then_gram(other, idx, m, cut, data, bias, X, T, r, block0):
+def _gather_then_gram(other, idx, m, cut, data, bias, X, T, block0):
     """A row of ``m`` ratings gathered in two pieces (``cut``), each piece's product taken
     after it, from the first register block (gather's ``block0`` False) or the second."""
     K = other.shape[1]
     off = data.dtype.type(0.5)
-    sr, srr = gather_stats(other, idx, 0, cut, data, bias, off, X, T, r, off, off, 0, False,
+    sr, srr = gather_stats(other, idx, 0, cut, data, bias, off, X, T, off, off, 0, False,
                            block0)
     gram_lower_range(X, 0, cut, K, T, False, block0)
-    sr, srr = gather_stats(other, idx, cut, m - cut, data, bias, off, X, T, r, sr, srr, 0, True,
+    sr, srr = gather_stats(other, idx, cut, m - cut, data, bias, off, X, T, sr, srr, 0, True,
                            block0)
     gram_lower_range(X, 0, m - cut, K, T, True, block0)
     return sr, srr
@@ -578,8 +578,8 @@ def test_gather_summing_the_first_gram_block_gives_the_bits_of_the_product(dtype
     for fused in (False, block0):
         Kp = padded(K)
         X = np.zeros((max(cut, m - cut), Kp), dtype)  # each piece goes to X's first rows
-        T, r = np.zeros((K + 2, Kp), dtype), np.zeros(m, dtype)
-        sums = _gather_then_gram(other, idx, m, cut, data, bias, X, T, r, fused)
+        T = np.zeros((K + 2, Kp), dtype)
+        sums = _gather_then_gram(other, idx, m, cut, data, bias, X, T, fused)
         got.append((sums, T[:K + 2, :K][np.tril_indices(K + 2, 0, K)].copy()))
     assert got[0][0] == got[1][0]
     np.testing.assert_array_equal(got[0][1], got[1][1])
@@ -592,23 +592,26 @@ def test_gather_summing_the_first_gram_block_gives_the_bits_of_the_product(dtype
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("K", [5, 32])
 @pytest.mark.parametrize("chunk", [70, 5000])
-def test_gather_gram_in_l1_pieces_gives_the_bits_of_keeping_the_row(dtype, K, chunk):
-    """The row's pieces all go to the first rows of the scratch (which stays in L1), whether
-    or not its ratings ``r'`` are kept for the objective: the statistics are the same bit for
-    bit either way, for rows of one piece, several pieces and (chunk 70) several chunks."""
+def test_gather_gram_in_l1_pieces_gives_the_statistics(dtype, K, chunk):
+    """The row's pieces all go to the first rows of the scratch (which stays in L1): the
+    statistics are the row's, for rows of one piece, several pieces and (chunk 70) several
+    chunks."""
     rng = np.random.default_rng(K)
     n = 1500
     other, idx, data, bias = _listed_rows(rng, 60, K, n, np.int32, dtype)
     indptr = np.array([0, 1, 40, 700, n], np.int64)
-    got = {}
-    for keep in (True, False):
-        X, G, T, r = _gram_scratch(chunk, K, np.dtype(dtype))
-        for row in range(4):
-            G[:] = 0
-            _gather_gram(indptr, idx, data, other, bias, dtype(0.3), row, X, G, T, r, keep)
-            got[keep, row] = G[:K + 2, :K + 2][np.tril_indices(K + 2)].copy()
+    X, G, T = _gram_scratch(chunk, K, np.dtype(dtype))
     for row in range(4):
-        np.testing.assert_array_equal(got[True, row], got[False, row])
+        G[:] = 0
+        _gather_gram(indptr, idx, data, other, bias, dtype(0.3), row, X, G, T, chunk)
+        lo, hi = indptr[row], indptr[row + 1]
+        Z = np.ones((hi - lo, K + 2))
+        Z[:, :K] = other[idx[lo:hi]]
+        Z[:, K + 1] = (data[lo:hi] - dtype(0.3)) - bias[idx[lo:hi]]
+        low = np.tril_indices(K + 2)
+        tol = RTOL[dtype] / 10
+        np.testing.assert_allclose(G[:K + 2, :K + 2][low], (Z.T @ Z)[low], rtol=tol,
+                                   atol=tol * (hi - lo))
 
 
 @numba.njit

@@ -551,18 +551,18 @@ def sums_first_block(X, K):
     return FIRST_BLOCK_ROWS > 0 and X.itemsize == 4 and n_vec in _FUSED_WIDTHS
 
 
-def gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, resume,
+def gather_stats(other, idx, lo, m, data, bias, offset, X, T, sr, srr, t0, resume,
                  block0=False):
     """Gather ratings ``lo .. lo + m - 1`` for a Gram product, with their first moments.
 
-    For each rating ``t`` with ``j = idx[lo + t]``: ``X[t0 + t, :K] = other[j]`` (``X[t0 + t,
-    K:]`` zero), ``r[t0 + t] = r_t = (data[lo + t] - offset) - bias[j]``. Then ``T[K, :K] =
-    sum_t X[t0 + t]``, ``T[K + 1, :K] = sum_t r_t X[t0 + t]`` (``T[K:K+2, K:]`` zero), and the
-    return value is ``(sr + sum_t r_t, srr + sum_t r_t^2)``. Every sum runs over ``t`` in
-    order, one fused multiply-add or add per rating, as the scalar loop it replaces did. With
-    ``resume`` the two rows of ``T`` are continued from what they hold (a previous call's
-    sums) instead of starting at zero, so a row gathered in pieces has the sums of one call,
-    bit for bit.
+    For each rating ``t`` with ``j = idx[lo + t]`` and ``r_t = (data[lo + t] - offset) -
+    bias[j]``: ``X[t0 + t, :K] = other[j]`` (``X[t0 + t, K:]`` zero). Then ``T[K, :K] =
+    sum_t X[t0 + t]``, ``T[K + 1, :K] = sum_t r_t X[t0 + t]`` (``T[K:K+2, K:]`` zero), and
+    the return value is ``(sr + sum_t r_t, srr + sum_t r_t^2)``. Every sum runs over ``t``
+    in order, one fused multiply-add or add per rating, as the scalar loop it replaces did.
+    With ``resume`` the two rows of ``T`` are continued from what they hold (a previous
+    call's sums) instead of starting at zero, so a row gathered in pieces has the sums of
+    one call, bit for bit.
 
     With ``block0`` (only where :func:`sums_first_block` says so), the loop also sums the
     Gram product's first register block, ``T[a, c] = sum_t X[t0 + t, a] X[t0 + t, c]`` for
@@ -572,6 +572,10 @@ def gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, re
     full-width per rating at K = 32) then run while the rows come in from the cache, instead
     of in a pass of their own over the copied rows.
 
+    The ratings' ``r_t`` are not kept (:func:`residual_sse` computes them again): issue 17,
+    Zen 4, ML-1M shape, K = 32, one thread, the store of each cost the gather with the
+    first block about 0.5 ms per half-step (5.46 -> 4.84 ms apart).
+
     ``X`` and ``T`` are C-contiguous with ``padded(K)`` columns.
     """
     K = other.shape[1]
@@ -580,7 +584,6 @@ def gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, re
     X[t0:t0 + m, :K] = rows
     X[t0:t0 + m, K:] = 0
     rt = (data[lo:lo + m] - offset) - bias[j]
-    r[t0:t0 + m] = rt
     if not resume:
         T[K:K + 2] = 0
     T[K, :K] += rows.sum(axis=0)
@@ -595,12 +598,12 @@ def gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, re
 
 
 @intrinsic
-def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0,
+def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, sr, srr, t0,
                   resume, block0):
     if not (isinstance(other, types.Array) and other.ndim == 2 and other.layout == "C"
             and other.dtype in (types.float32, types.float64)
             and all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype == other.dtype
-                    for a in (data, bias, r))
+                    for a in (data, bias))
             and all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C"
                     and a.dtype == other.dtype for a in (X, T))
             and isinstance(idx, types.Array) and idx.ndim == 1
@@ -610,11 +613,11 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
             and isinstance(block0, types.Boolean)):
         return None
     dt = other.dtype
-    sig = types.UniTuple(dt, 2)(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0,
+    sig = types.UniTuple(dt, 2)(other, idx, lo, m, data, bias, offset, X, T, sr, srr, t0,
                                 resume, block0)
 
     def codegen(context, builder, signature, args):
-        (oth_t, idx_t, lo_t, m_t, data_t, bias_t, off_t, x_t, t_t, r_t, sr_t, srr_t, t0_t,
+        (oth_t, idx_t, lo_t, m_t, data_t, bias_t, off_t, x_t, t_t, sr_t, srr_t, t0_t,
          _, _) = signature.args
         tk = _IR(context, builder, dt)
         const, W, size = tk.const, tk.W, tk.size
@@ -627,10 +630,9 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
         offset_ = context.cast(builder, args[6], off_t, dt)
         xa, xptr = tk.array(x_t, args[7])
         ta, tptr = tk.array(t_t, args[8])
-        _, rptr = tk.array(r_t, args[9])
-        t0_ = context.cast(builder, args[12], t0_t, types.intp)
-        resume = args[13]
-        block0 = args[14]
+        t0_ = context.cast(builder, args[11], t0_t, types.intp)
+        resume = args[12]
+        block0 = args[13]
         k_ = cgutils.unpack_tuple(builder, oa.shape, 2)[1]
         ostride = builder.udiv(cgutils.unpack_tuple(builder, oa.strides, 2)[0], const(size))
         xstride = builder.udiv(cgutils.unpack_tuple(builder, xa.strides, 2)[0], const(size))
@@ -641,9 +643,8 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
         t_sum = builder.gep(tptr, [builder.mul(k_, tstride)])  # T[K]
         t_rsum = builder.gep(t_sum, [tstride])  # T[K + 1]
         xptr = builder.gep(xptr, [builder.mul(t0_, xstride)])  # X[t0]
-        rptr = builder.gep(rptr, [t0_])  # r[t0]
-        sr_slot = cgutils.alloca_once_value(builder, context.cast(builder, args[10], sr_t, dt))
-        srr_slot = cgutils.alloca_once_value(builder, context.cast(builder, args[11], srr_t, dt))
+        sr_slot = cgutils.alloca_once_value(builder, context.cast(builder, args[9], sr_t, dt))
+        srr_slot = cgutils.alloca_once_value(builder, context.cast(builder, args[10], srr_t, dt))
 
         def index(at):
             j = builder.load(builder.gep(ia.data, [at]))
@@ -708,7 +709,6 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
                 dst = builder.gep(xptr, [builder.mul(t, xstride)])
                 rt = builder.fsub(builder.fsub(builder.load(builder.gep(dptr, [at])), offset_),
                                   builder.load(builder.gep(bptr, [j])))
-                builder.store(rt, builder.gep(rptr, [t]))
                 builder.store(builder.fadd(builder.load(sr_slot), rt), sr_slot)
                 builder.store(tk.fma(rt, rt, builder.load(srr_slot)), srr_slot)
                 brt = tk.splat(rt, tk.vec)
@@ -759,24 +759,28 @@ def _gather_stats(typingctx, other, idx, lo, m, data, bias, offset, X, T, r, sr,
 
 
 @overload(gather_stats, inline="always")
-def _gather_stats_impl(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, resume,
+def _gather_stats_impl(other, idx, lo, m, data, bias, offset, X, T, sr, srr, t0, resume,
                        block0=False):
-    def impl(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0, resume,
+    def impl(other, idx, lo, m, data, bias, offset, X, T, sr, srr, t0, resume,
              block0=False):
-        return _gather_stats(other, idx, lo, m, data, bias, offset, X, T, r, sr, srr, t0,
+        return _gather_stats(other, idx, lo, m, data, bias, offset, X, T, sr, srr, t0,
                              resume, block0)
 
     return impl
 
 
-def residual_sse(other, idx, lo, r, m, K, x, b):
-    """``sum_t (r[t] - b - other[idx[lo + t], :K] . x[:K])^2`` over ``t < m``.
+def residual_sse(other, idx, lo, data, bias, offset, m, K, x, b):
+    """``sum_t (r_t - b - other[j, :K] . x[:K])^2`` over ``t < m``, with ``j = idx[lo + t]``
+    and ``r_t = (data[lo + t] - offset) - bias[j]``.
 
-    A row's share of the objective once its Cholesky update ``(x, b)`` is known: ``r`` holds
-    what :func:`gather_stats` computed for its ratings ``lo .. lo + m - 1``, and the other
-    side's rows are read where they are, so the objective needs no second pass over the
-    ratings' values and biases. Each residual is computed in the factors' dtype, as
+    A row's share of the objective once its Cholesky update ``(x, b)`` is known, from its
+    ratings ``lo .. lo + m - 1``. ``r_t`` is computed as :func:`gather_stats` computes it,
+    so it has the same bits. Each residual is computed in the factors' dtype, as
     ``predict`` computes a rating; only its square is summed, in float64.
+
+    Issue 17: ``r_t`` was once kept by the gather for this pass; storing it cost the gather
+    about 0.5 ms per ML-1M-shaped half-step (Zen 4, K = 32, one thread), more than reading
+    the ratings and biases again here.
 
     Issue 17: the rows were once read from the block the half-step had gathered for the Gram
     product. Keeping a whole row's block for this pass meant gathering it past L1 (a long
@@ -797,37 +801,39 @@ def residual_sse(other, idx, lo, r, m, K, x, b):
     ``other`` is C-contiguous with at least ``K`` columns, ``x`` has at least ``K`` entries;
     nothing past them is read.
     """
-    e = (r[:m] - b) - other[idx[lo:lo + m], :K] @ x[:K]
+    j = idx[lo:lo + m]
+    e = (((data[lo:lo + m] - offset) - bias[j]) - b) - other[j, :K] @ x[:K]
     e = e.astype(np.float64)
     return float(e @ e)
 
 
 @intrinsic
-def _residual_sse(typingctx, X, idx, lo, r, m, K, x, b):
+def _residual_sse(typingctx, X, idx, lo, data, bias, offset, m, K, x, b):
     if not (isinstance(X, types.Array) and X.ndim == 2 and X.layout == "C"
             and X.dtype in (types.float32, types.float64)
             and isinstance(idx, types.Array) and idx.ndim == 1
             and isinstance(idx.dtype, types.Integer) and isinstance(lo, types.Integer)
             and all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype == X.dtype
-                    for a in (r, x))
+                    for a in (data, bias, x))
             and isinstance(m, types.Integer) and isinstance(K, types.Integer)):
         return None
     dt = X.dtype
-    sig = types.float64(X, idx, lo, r, m, K, x, b)
+    sig = types.float64(X, idx, lo, data, bias, offset, m, K, x, b)
 
     def codegen(context, builder, signature, args):
-        x_t, i_t, lo_t, r_t, m_t, k_t, v_t, b_t = signature.args
+        x_t, i_t, lo_t, d_t, bias_t, off_t, m_t, k_t, v_t, b_t = signature.args
         ia = context.make_array(i_t)(context, builder, args[1])
         lo_ = context.cast(builder, args[2], lo_t, types.intp)
-        args = args[:1] + args[3:]
         tk = _IR(context, builder, dt)
         W, vec, const = tk.W, tk.vec, tk.const
         xa, xbase = tk.array(x_t, args[0])
-        _, rptr = tk.array(r_t, args[1])
-        m_ = context.cast(builder, args[2], m_t, types.intp)
-        k_ = context.cast(builder, args[3], k_t, types.intp)
-        _, vptr = tk.array(v_t, args[4])
-        b_ = context.cast(builder, args[5], b_t, dt)
+        _, dptr = tk.array(d_t, args[3])
+        _, bptr = tk.array(bias_t, args[4])
+        offset_ = context.cast(builder, args[5], off_t, dt)
+        m_ = context.cast(builder, args[6], m_t, types.intp)
+        k_ = context.cast(builder, args[7], k_t, types.intp)
+        _, vptr = tk.array(v_t, args[8])
+        b_ = context.cast(builder, args[9], b_t, dt)
         xstride = builder.udiv(cgutils.unpack_tuple(builder, xa.strides, 2)[0],
                                const(tk.size))
         nv = builder.udiv(builder.add(k_, const(W - 1)), const(W))
@@ -848,8 +854,10 @@ def _residual_sse(typingctx, X, idx, lo, r, m, K, x, b):
                       for k in range(n_vec)]
 
             def dot(t):
+                """``(other[j] . x`` as a vector to reduce, ``bias[j])``."""
                 j = context.cast(builder, builder.load(builder.gep(
                     ia.data, [builder.add(lo_, t)])), i_t.dtype, types.intp)
+                rt = builder.load(builder.gep(bptr, [j]))
                 row = builder.gep(xbase, [builder.mul(j, xstride)])
                 if n_vec is not None:  # the row's last vector masked as x's (K columns)
                     xr = [tk.load_row(row, const(k * W), last if k == n_vec - 1 else None)
@@ -857,7 +865,7 @@ def _residual_sse(typingctx, X, idx, lo, r, m, K, x, b):
                     acc = builder.fmul(xr[0], xv[0])
                     for k in range(1, n_vec):
                         acc = tk.fma(xr[k], xv[k], acc)
-                    return acc
+                    return acc, rt
                 slot = cgutils.alloca_once_value(builder, ir.Constant(vec, None))
                 with cgutils.for_range(builder, nv) as loop:
                     col = builder.mul(loop.index, const(W))
@@ -865,7 +873,7 @@ def _residual_sse(typingctx, X, idx, lo, r, m, K, x, b):
                     builder.store(tk.fma(tk.load_row(row, col, mask),
                                          tk.load_row(vptr, col, mask), builder.load(slot)),
                                   slot)
-                return builder.load(slot)
+                return builder.load(slot), rt
 
             G = _group(n_vec)
             vecg = ir.VectorType(tk.fty, G)
@@ -876,16 +884,24 @@ def _residual_sse(typingctx, X, idx, lo, r, m, K, x, b):
                 t = builder.mul(group.index, const(G))
                 tk.prefetch_group(ia, i_t.dtype, builder.add(lo_, t), G,
                                   lambda j: builder.gep(xbase, [builder.mul(j, xstride)]), n_vec)
-                d = tk.reduce_group([dot(builder.add(t, const(i))) for i in range(G)])
-                rg = builder.load(builder.bitcast(builder.gep(rptr, [t]), vecg.as_pointer()),
-                                  align=tk.size)
+                dots = [dot(builder.add(t, const(i))) for i in range(G)]
+                d = tk.reduce_group([acc for acc, _ in dots])
+                bg = ir.Constant(vecg, ir.Undefined)
+                for i, (_, bj) in enumerate(dots):
+                    bg = builder.insert_element(bg, bj, tk.i32(i))
+                # r_t as gather_stats computes it, (data - offset) - bias[j], lane by lane
+                dg = builder.load(builder.bitcast(builder.gep(dptr, [builder.add(lo_, t)]),
+                                                  vecg.as_pointer()), align=tk.size)
+                rg = builder.fsub(builder.fsub(dg, tk.splat(offset_, vecg)), bg)
                 e = widen(builder.fsub(builder.fsub(rg, tk.splat(b_, vecg)), d))
                 builder.store(tk.fma(e, e, builder.load(total)), total)
             tail = cgutils.alloca_once_value(builder, ir.Constant(f64, 0.0))
             with cgutils.for_range(builder, builder.urem(m_, const(G))) as rest:
                 t = builder.add(builder.mul(n_groups, const(G)), rest.index)
-                rt = builder.load(builder.gep(rptr, [t]))
-                e = widen(builder.fsub(builder.fsub(rt, b_), tk.hsum(dot(t))))
+                acc, bj = dot(t)
+                rt = builder.fsub(builder.fsub(builder.load(builder.gep(
+                    dptr, [builder.add(lo_, t)])), offset_), bj)
+                e = widen(builder.fsub(builder.fsub(rt, b_), tk.hsum(acc)))
                 builder.store(tk.fma(e, e, builder.load(tail)), tail)
             builder.store(builder.fadd(tk.pair_sum(builder.load(total)), builder.load(tail)),
                           result)
@@ -899,8 +915,8 @@ def _residual_sse(typingctx, X, idx, lo, r, m, K, x, b):
 
 
 @overload(residual_sse, inline="always")
-def _residual_sse_impl(other, idx, lo, r, m, K, x, b):
-    def impl(other, idx, lo, r, m, K, x, b):
-        return _residual_sse(other, idx, lo, r, m, K, x, b)
+def _residual_sse_impl(other, idx, lo, data, bias, offset, m, K, x, b):
+    def impl(other, idx, lo, data, bias, offset, m, K, x, b):
+        return _residual_sse(other, idx, lo, data, bias, offset, m, K, x, b)
 
     return impl

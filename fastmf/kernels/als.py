@@ -183,7 +183,7 @@ def _cholesky_solve_scaled(G, D, x):
 
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _gather_chunk(other, indices, lo, m, data, other_bias, offset, X, T, r, sr, srr, keep):
+def _gather_chunk(other, indices, lo, m, data, other_bias, offset, X, T, sr, srr):
     """Gather ratings ``lo .. lo + m - 1`` and sum their statistics into ``T``, as one
     :func:`gather_stats` and one :func:`gram_lower` would.
 
@@ -191,61 +191,55 @@ def _gather_chunk(other, indices, lo, m, data, other_bias, offset, X, T, r, sr, 
     rows of ``X``, each piece's Gram product taken while the piece is in L1, the sums resumed
     from ``T``: ``X`` never leaves L1. Where :func:`fastmf.kernels._pass.sums_first_block`
     says so (float32 with AVX-512), the gather sums the product's first register block
-    itself and the product starts at the second. With ``keep``, ``r[:m]`` holds the
-    chunk's ratings afterwards (for :func:`fastmf.kernels._pass.residual_sse`); without,
-    only the last piece's. The sums run over the ratings in the same order either way, bit
-    for bit.
+    itself and the product starts at the second. The sums run over the ratings in the same
+    order either way, bit for bit.
     Returns ``(sr, srr)`` continued."""
     K = other.shape[1]
     P = piece_rows(X)
     block0 = sums_first_block(X, K)
     first = min(P, m)  # the first piece starts the sums (m = 0 included: zeros)
-    sr, srr = gather_stats(other, indices, lo, first, data, other_bias, offset, X, T, r, sr,
-                           srr, 0, False, block0)
+    sr, srr = gather_stats(other, indices, lo, first, data, other_bias, offset, X, T, sr, srr,
+                           0, False, block0)
     gram_lower_range(X, 0, first, K, T, False, block0)
     for p0 in range(first, m, P):  # the next pieces go where the first was, and continue
         p1 = min(p0 + P, m)
         sr, srr = gather_stats(other, indices, lo + p0, p1 - p0, data, other_bias, offset, X,
-                               T, r[p0 if keep else 0:], sr, srr, 0, True, block0)
+                               T, sr, srr, 0, True, block0)
         gram_lower_range(X, 0, p1 - p0, K, T, True, block0)
     return sr, srr
 
 
 @helper(fastmath=_FASTMATH)
-def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T, r, keep):
+def _gather_gram(indptr, indices, data, other, other_bias, offset, row, X, G, T, chunk):
     """The row's statistics in the lower triangle of ``G[:K+2, :K+2]``, with
     ``r' = A_ij - offset - c_j`` for each rating: ``G[:K, :K] = sum v v^T``, ``G[K, :K] =
     sum v``, ``G[K, K] = n``, ``G[K+1, :K] = sum r' v``, ``G[K+1, K] = sum r'``,
     ``G[K+1, K+1] = sum r'^2``. Only the lower triangle is meaningful: some entries right of
     the diagonal are written too, and the columns past ``K + 2``.
 
-    The ratings are taken ``r.shape[0]`` at a time (a chunk, :func:`_gather_chunk`): the
-    factors ``v_j`` gathered piece by piece into ``X`` and the lower triangle of their
-    ``X^T X`` summed, the bias and rating columns summed while gathering. With ``keep``,
-    ``r[t] = r'`` is kept for the row's first chunk (for
-    :func:`fastmf.kernels._pass.residual_sse`); without, ``r`` is scratch. A row that fits
-    one chunk writes ``G`` directly; a longer one sums its chunks' statistics from ``T``.
-    ``X``, ``G``, ``T`` and ``r`` come from :func:`_gram_scratch` (columns padded to the
-    vector width, ``X``'s padding zero).
+    The ratings are taken ``chunk`` at a time (:func:`_gather_chunk`): the lower triangle of
+    the factors' ``X^T X`` summed piece by piece, the bias and rating columns summed while
+    gathering. A row that fits one chunk writes ``G`` directly; a longer one sums its
+    chunks' statistics from ``T``. ``X``, ``G`` and ``T`` come from :func:`_gram_scratch`
+    (columns padded to the vector width, ``X``'s padding zero).
     """
     K = other.shape[1]
     start = indptr[row]
     n = indptr[row + 1] - start
-    CH = r.shape[0]
     zero = G.dtype.type(0.0)
     sr = zero
     srr = zero
-    if n <= CH:  # one chunk: the statistics go straight into G (no copy from T)
-        sr, srr = _gather_chunk(other, indices, start, n, data, other_bias, offset, X, G, r,
-                                sr, srr, keep)
+    if n <= chunk:  # one chunk: the statistics go straight into G (no copy from T)
+        sr, srr = _gather_chunk(other, indices, start, n, data, other_bias, offset, X, G,
+                                sr, srr)
         G[K, K] = n
         G[K + 1, K] = sr
         G[K + 1, K + 1] = srr
         return
-    for lo in range(start, start + n, CH):
-        m = min(CH, start + n - lo)
-        sr, srr = _gather_chunk(other, indices, lo, m, data, other_bias, offset, X, T, r, sr,
-                                srr, keep)
+    for lo in range(start, start + n, chunk):
+        m = min(chunk, start + n - lo)
+        sr, srr = _gather_chunk(other, indices, lo, m, data, other_bias, offset, X, T, sr,
+                                srr)
         first = lo == start  # rows longer than the scratch: accumulate chunk by chunk
         for a in range(K):
             for c in range(a + 1):
@@ -312,15 +306,15 @@ def _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint, current,
 def _gram_scratch(chunk, K, dt):
     """One task's scratch for :func:`_gather_gram`: ``X (P, Kp)`` (one piece,
     :func:`fastmf.kernels._gram.piece_rows`, or ``chunk`` rows if fewer), ``G`` (the
-    :func:`system_scratch` of the joint ``K + 1`` system), ``T (K+2, Kp)`` with ``Kp =
-    padded(K)`` and ``r (chunk,)``, allocated once per task, never per row. The padding
+    :func:`system_scratch` of the joint ``K + 1`` system) and ``T (K+2, Kp)`` with ``Kp =
+    padded(K)``, allocated once per task, never per row. The padding
     columns of ``X`` stay zero (:func:`fastmf.kernels._gram.gram_lower` reads them); ``G``
     is wide enough for the product and :func:`gather_stats` to write it directly, and for
     :func:`_cholesky_solve` to solve it in place."""
     Kp = padded(K)
     P = min(chunk, piece_rows(np.empty((0, Kp), dtype=dt)))
     return (np.zeros((P, Kp), dtype=dt), system_scratch(K + 1, dt),
-            np.zeros((K + 2, Kp), dtype=dt), np.empty(chunk, dtype=dt))
+            np.zeros((K + 2, Kp), dtype=dt))
 
 
 @helper(fastmath=_FASTMATH_REDUCE)
@@ -417,30 +411,26 @@ LANE_BYTES = LANE_VECTOR_BYTES
 
 
 @njit(cache=True)
-def _lanes_scratch(D, W, K, slot, dt):
+def _lanes_scratch(D, W, K, dt):
     """A task's batch of ``W`` systems of size ``D`` (see :func:`_lane_add`): ``(B, tol, Gs,
-    Ss, rs, rows, b, count)``: the packed systems and their pivot tolerances; each slot's
-    statistics, sequential system, and gathered ratings ``r'`` of up to ``slot`` ratings
-    (kept for the objective; none when ``slot`` is 0, the objective not wanted); the slots'
-    rows and sequential biases; the number of rows added."""
+    Ss, rows, b, count)``: the packed systems and their pivot tolerances; each slot's
+    statistics and sequential system; the slots' rows and sequential biases; the number of
+    rows added."""
     return (np.zeros((D * (D + 1) // 2 + D + W, W), dtype=dt), np.zeros(W, dtype=dt),
             np.zeros((W, K + 5, padded(K + 2)), dtype=dt),
             np.zeros((W, K + 4, padded(K + 1)), dtype=dt),
-            np.empty((W, slot), dtype=dt),
             np.empty(W, dtype=np.int64), np.empty(W, dtype=dt), np.zeros(1, dtype=np.int64))
 
 
 @helper(fastmath=_FASTMATH)
 def _lane_add(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_bias, count_reg,
-              count_bias, joint, row, factors, X, T, r):
+              count_bias, joint, row, factors, X, T, chunk):
     """Gather ``row`` and form its system (:func:`_row_system`) in the next slot, with its
     pivot tolerance as :func:`_cholesky_solve` sets it. True when the batch is full."""
-    B, tol, Gs, Ss, rs, rows, bs, count = lanes
+    B, tol, Gs, Ss, rows, bs, count = lanes
     lane = count[0]
     n = indptr[row + 1] - indptr[row]
-    keep = rs.shape[1] > 0  # the ratings' r' kept for the objective
-    _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, Gs[lane], T,
-                 rs[lane] if keep else r, keep)
+    _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, Gs[lane], T, chunk)
     A, D, b = _row_system(Gs[lane], n, reg, reg_bias, count_reg, count_bias, joint,
                           factors[row], Ss[lane])
     biggest = A.dtype.type(0.0)
@@ -455,12 +445,12 @@ def _lane_add(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_bias
 
 @helper(fastmath=_FASTMATH)
 def _lanes_solve(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_bias,
-                 count_reg, count_bias, joint, factors, bias, sse, X, G, T, r, S, x):
+                 count_reg, count_bias, joint, factors, bias, sse, X, G, T, chunk, S, x):
     """Solve the batch's systems (:func:`fastmf.kernels._cholesky.solve_lanes`) and write
     each row (and its share of the objective) as :func:`solve_rows` does; a lane whose
     system failed is gathered again and retried alone, Jacobi-scaled. Empties the batch;
     returns the number of rows that failed."""
-    B, tol, Gs, Ss, rs, rows, bs, count = lanes
+    B, tol, Gs, Ss, rows, bs, count = lanes
     m = count[0]
     if m == 0:
         return 0
@@ -474,7 +464,7 @@ def _lanes_solve(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_b
         row = rows[lane]
         n = indptr[row + 1] - indptr[row]
         if (bad >> lane) & 1:
-            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r, False)
+            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, chunk)
             ok, b = _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint,
                                      factors[row], S, x, True)
         else:
@@ -487,8 +477,9 @@ def _lanes_solve(lanes, indptr, indices, data, other, other_bias, mu, reg, reg_b
             pass
         elif not ok:
             sse[row] = np.nan
-        else:  # sse is wanted: the slots kept the rows' r'
-            sse[row] = residual_sse(other, indices, indptr[row], rs[lane], n, K, x, b)
+        else:
+            sse[row] = residual_sse(other, indices, indptr[row], data, other_bias, mu, n, K,
+                                    x, b)
         if not ok:
             n_failed += 1
     count[0] = 0
@@ -548,32 +539,32 @@ def solve_rows(
     chunk = _gram_chunk(indptr, order, K)
     W = LANE_BYTES // factors.itemsize
     D = K + 1 if joint else K
-    slot = chunk if sse.shape[0] > 0 else 0
     spans = task_spans(indptr, order, n_tasks)
     for task in prange(n_tasks):
-        X, G, T, r = _gram_scratch(chunk, K, dt)
+        X, G, T = _gram_scratch(chunk, K, dt)
         S = system_scratch(K, dt)
         x = task_vector(K + 1, dt)
         u64 = task_vector(K, np.float64)
-        lanes = _lanes_scratch(D, W, K, slot, dt)
+        lanes = _lanes_scratch(D, W, K, dt)
         for q in range(spans[task], spans[task + 1]):
             row = order[q]
             n = indptr[row + 1] - indptr[row]
             if n <= chunk:  # solved with W - 1 other rows, one per vector lane
                 if _lane_add(lanes, indptr, indices, data, other, other_bias, mu, reg,
-                             reg_bias, count_reg, count_bias, joint, row, factors, X, T, r):
+                             reg_bias, count_reg, count_bias, joint, row, factors, X, T,
+                             chunk):
                     failed[task] += _lanes_solve(lanes, indptr, indices, data, other,
                                                  other_bias, mu, reg, reg_bias, count_reg,
                                                  count_bias, joint, factors, bias, sse, X, G,
-                                                 T, r, S, x)
+                                                 T, chunk, S, x)
                 continue
             # A row longer than a chunk: solved alone, its objective from _row_sse
-            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r, False)
+            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, chunk)
             ok, b = _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint,
                                      factors[row], S, x)
             if not ok:  # retry Jacobi-scaled (the plain pass keeps the common case's bits)
-                _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r,
-                             False)
+                _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T,
+                             chunk)
                 ok, b = _solve_from_gram(G, n, reg, reg_bias, count_reg, count_bias, joint,
                                          factors[row], S, x, True)
             _write_row(ok, b, x, row, factors, bias)
@@ -588,7 +579,7 @@ def solve_rows(
                 failed[task] += 1
         failed[task] += _lanes_solve(lanes, indptr, indices, data, other, other_bias, mu,
                                      reg, reg_bias, count_reg, count_bias, joint, factors,
-                                     bias, sse, X, G, T, r, S, x)
+                                     bias, sse, X, G, T, chunk, S, x)
     return _failures(failed)
 
 
@@ -606,13 +597,13 @@ def normal_equations(indptr, indices, data, other, other_bias, mu, rows, n_tasks
     dt = out.dtype
     chunk = _gram_chunk(indptr, rows, K)
     for task in prange(n_tasks):
-        X, G, T, r = _gram_scratch(chunk, K, dt)
+        X, G, T = _gram_scratch(chunk, K, dt)
         for q in range(task, rows.shape[0], n_tasks):
             row = rows[q]
             if indptr[row + 1] == indptr[row]:
                 out[q] = 0.0
                 continue
-            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r, False)
+            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, chunk)
             _pack_lower(G, K + 2, out[q])
 
 

@@ -108,12 +108,12 @@ def sample_rows(
     chunk = _gram_chunk(indptr, order, K)
     spans = task_spans(indptr, order, n_tasks)
     for task in prange(n_tasks):
-        X, G, T, r = _gram_scratch(chunk, K, dt)
+        X, G, T = _gram_scratch(chunk, K, dt)
         x = task_vector(K + 1, dt)
         w = task_vector(K + 1, dt)
         for q in range(spans[task], spans[task + 1]):
             row = order[q]
-            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, r, False)
+            _gather_gram(indptr, indices, data, other, other_bias, mu, row, X, G, T, chunk)
             ok = _sample_from_gram(G, alpha, prior_prec, prior_shift, row_shift, row, noise[q],
                                    w, x)
             _write_row(ok, x[K], x, row, factors, bias)
