@@ -854,7 +854,7 @@ def _residual_sse(typingctx, X, idx, lo, data, bias, offset, m, K, x, b):
                       for k in range(n_vec)]
 
             def dot(t):
-                """``(other[j] . x`` as a vector to reduce, ``bias[j])``."""
+                """The vector whose lanes sum to ``other[j] . x``, and ``bias[j]``."""
                 j = context.cast(builder, builder.load(builder.gep(
                     ia.data, [builder.add(lo_, t)])), i_t.dtype, types.intp)
                 rt = builder.load(builder.gep(bptr, [j]))
