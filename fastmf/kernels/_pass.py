@@ -857,7 +857,7 @@ def _residual_sse(typingctx, X, idx, lo, data, bias, offset, m, K, x, b):
                 """The vector whose lanes sum to ``other[j] . x``, and ``bias[j]``."""
                 j = context.cast(builder, builder.load(builder.gep(
                     ia.data, [builder.add(lo_, t)])), i_t.dtype, types.intp)
-                rt = builder.load(builder.gep(bptr, [j]))
+                bj = builder.load(builder.gep(bptr, [j]))
                 row = builder.gep(xbase, [builder.mul(j, xstride)])
                 if n_vec is not None:  # the row's last vector masked as x's (K columns)
                     xr = [tk.load_row(row, const(k * W), last if k == n_vec - 1 else None)
@@ -865,7 +865,7 @@ def _residual_sse(typingctx, X, idx, lo, data, bias, offset, m, K, x, b):
                     acc = builder.fmul(xr[0], xv[0])
                     for k in range(1, n_vec):
                         acc = tk.fma(xr[k], xv[k], acc)
-                    return acc, rt
+                    return acc, bj
                 slot = cgutils.alloca_once_value(builder, ir.Constant(vec, None))
                 with cgutils.for_range(builder, nv) as loop:
                     col = builder.mul(loop.index, const(W))
@@ -873,7 +873,7 @@ def _residual_sse(typingctx, X, idx, lo, data, bias, offset, m, K, x, b):
                     builder.store(tk.fma(tk.load_row(row, col, mask),
                                          tk.load_row(vptr, col, mask), builder.load(slot)),
                                   slot)
-                return builder.load(slot), rt
+                return builder.load(slot), bj
 
             G = _group(n_vec)
             vecg = ir.VectorType(tk.fty, G)

@@ -307,10 +307,10 @@ def _gram_scratch(chunk, K, dt):
     """One task's scratch for :func:`_gather_gram`: ``X (P, Kp)`` (one piece,
     :func:`fastmf.kernels._gram.piece_rows`, or ``chunk`` rows if fewer), ``G`` (the
     :func:`system_scratch` of the joint ``K + 1`` system) and ``T (K+2, Kp)`` with ``Kp =
-    padded(K)``, allocated once per task, never per row. The padding
-    columns of ``X`` stay zero (:func:`fastmf.kernels._gram.gram_lower` reads them); ``G``
-    is wide enough for the product and :func:`gather_stats` to write it directly, and for
-    :func:`_cholesky_solve` to solve it in place."""
+    padded(K)``, allocated once per task, never per row. The padding columns of ``X`` stay
+    zero (:func:`fastmf.kernels._gram.gram_lower` reads them); ``G`` is wide enough for the
+    product and :func:`gather_stats` to write it directly, and for :func:`_cholesky_solve`
+    to solve it in place."""
     Kp = padded(K)
     P = min(chunk, piece_rows(np.empty((0, Kp), dtype=dt)))
     return (np.zeros((P, Kp), dtype=dt), system_scratch(K + 1, dt),
